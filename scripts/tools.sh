@@ -163,7 +163,10 @@ build_tofu() { # dir
 		fi
 		go get "github.com/opentofu/opentofu/cmd/tofu@$OPENTOFU_VERSION"
 		mkdir -p "$dir/bin"
-		go build -o "$dir/bin/tofu" github.com/opentofu/opentofu/cmd/tofu
+		# version.dev=no is what release builds set: `tofu version` says 1.x.y, not 1.x.y-dev (a prerelease
+		# version would fail `required_version` constraints).
+		go build -ldflags "-X github.com/opentofu/opentofu/version.dev=no" -o "$dir/bin/tofu" \
+			github.com/opentofu/opentofu/cmd/tofu
 	)
 }
 
@@ -283,7 +286,7 @@ main() {
 		return 0
 	fi
 	if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-		sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		return 0
 	fi
 	local tools=("$@") t
