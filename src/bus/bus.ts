@@ -106,6 +106,13 @@ export interface ConsumeWorkOptions {
    */
   maxDeliver?: number;
   /**
+   * Messages the consumer may pull ahead of its handlers (NATS `max_messages` per pull; the in-process bus hands
+   * messages over one at a time and ignores it). More is faster with short handlers; a message waiting in the
+   * client still ages toward its ack wait, so keep it near `concurrency` when handlers are long.
+   * @default concurrency
+   */
+  prefetch?: number;
+  /**
    * Call `working()` every `min(WORKING_INTERVAL_MS, ackWaitMs / 3)` while a handler runs.
    * @default true
    */

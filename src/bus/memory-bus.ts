@@ -21,8 +21,10 @@ import {
   type WorkMessage,
   type WorkPublish,
 } from "./bus.js";
+import { toBusError } from "./bus-error.js";
 import { queueToken } from "./queue-name.js";
 import { subjectMatcher, validateSubject } from "./subject.js";
+import { validateWorkMessage } from "./work-message.js";
 import {
   DEFAULT_ACK_WAIT_MS,
   DEFAULT_MAX_DELIVER,
@@ -32,7 +34,6 @@ import {
   type SourceHooks,
   startWorkPool,
 } from "./work-pool.js";
-import { validateWorkMessage } from "./work-message.js";
 
 export interface MemoryBusOptions {
   logger: Logger;
@@ -312,7 +313,7 @@ export class MemoryBus implements Bus {
         opts?.signal?.throwIfAborted();
         return { ok: true, duplicate: this.#publish(item.queue, item).duplicate };
       } catch (err) {
-        return { ok: false, error: toStacklError(err) };
+        return { ok: false, error: toBusError(err, `publish to ${item.queue}`) };
       }
     });
   }
@@ -385,9 +386,4 @@ export class MemoryBus implements Bus {
     this.#seen.clear();
     this.#subs.clear();
   }
-}
-
-function toStacklError(err: unknown): StacklError {
-  if (err instanceof StacklError) return err;
-  return new StacklError(ErrorCode.Internal, String(err), { cause: err });
 }

@@ -62,6 +62,7 @@ export interface SourceHooks {
 /** `ConsumeWorkOptions` with defaults applied and checked. */
 export interface NormalizedConsumeOptions {
   concurrency: number;
+  prefetch: number;
   signal: AbortSignal;
   ackWaitMs: number;
   maxDeliver: number;
@@ -85,12 +86,16 @@ export function normalizeConsumeOptions(opts: ConsumeWorkOptions): NormalizedCon
   if (!Number.isFinite(ackWaitMs) || ackWaitMs < MIN_ACK_WAIT_MS) {
     violations.push({ field: "ackWaitMs", message: `must be >= ${MIN_ACK_WAIT_MS}` });
   }
+  if (opts.prefetch !== undefined && (!Number.isInteger(opts.prefetch) || opts.prefetch < 1)) {
+    violations.push({ field: "prefetch", message: "must be an integer >= 1" });
+  }
   if (!Number.isInteger(maxDeliver) || maxDeliver < 1) {
     violations.push({ field: "maxDeliver", message: "must be an integer >= 1" });
   }
   if (violations.length > 0) throw StacklError.invalid(violations);
   return {
     concurrency: opts.concurrency,
+    prefetch: opts.prefetch ?? opts.concurrency,
     signal: opts.signal,
     ackWaitMs,
     maxDeliver,

@@ -1,5 +1,5 @@
-import { ConfigError } from "./config-error.js";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./config.js";
+import { ConfigError } from "./config-error.js";
 
 /** Configuration of client commands (`stackl get`, `stackl apply`, …): which server to talk to. */
 export interface ClientConfig {

@@ -200,13 +200,10 @@ function integer(min: number, max: number) {
 }
 
 function duration(minMs: number, maxMs: number) {
-  return parsed(
-    `a duration ${formatDuration(minMs)}-${formatDuration(maxMs)} such as 500ms, 10s, 5m or 1h30m`,
-    (s) => {
-      const ms = parseDuration(s);
-      return ms !== undefined && ms >= minMs && ms <= maxMs ? ms : undefined;
-    },
-  );
+  return parsed(`a duration ${formatDuration(minMs)}-${formatDuration(maxMs)} such as 500ms, 10s, 5m or 1h30m`, (s) => {
+    const ms = parseDuration(s);
+    return ms !== undefined && ms >= minMs && ms <= maxMs ? ms : undefined;
+  });
 }
 
 function byteSize(min: number, max: number) {
@@ -226,7 +223,8 @@ function urlList(expected: string, protocols: readonly string[]) {
   });
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const IPV6 = /^[0-9A-Fa-f:.]+$/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
@@ -241,10 +239,7 @@ const envSchema = z
     STACKL_LOG_LEVEL: parsed(`one of ${LOG_LEVELS.join(", ")}`, (s) =>
       (LOG_LEVELS as readonly string[]).includes(s) ? (s as LogLevel) : undefined,
     ).default("info"),
-    STACKL_DATABASE_URL: urlList("a postgres:// URL (or empty for the embedded database)", [
-      "postgres:",
-      "postgresql:",
-    ])
+    STACKL_DATABASE_URL: urlList("a postgres:// URL (or empty for the embedded database)", ["postgres:", "postgresql:"])
       .refine((s) => !s.includes(","), { message: "expected a single postgres:// URL" })
       .optional(),
     STACKL_DATA_DIR: parsed("a directory path", (s) => (s === "" ? undefined : path.resolve(s))).default(() =>
@@ -273,7 +268,9 @@ const envSchema = z
   });
 
 function defaultReplicaName(): string {
-  const h = hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 63);
+  const h = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, "-")
+    .slice(0, 63);
   return NAME.test(h) ? h : "stackl";
 }
 

@@ -123,8 +123,8 @@ export class HealthMonitor {
   }
 
   /**
-   * The status of `service` now and after every change, until `signal` aborts (the iterator then ends without
-   * error). Unknown services yield `undefined` once (SERVICE_UNKNOWN) and then wait, as the gRPC health protocol asks.
+   * The status of `service` now and after every change (each transition, in order, even if the consumer is slow),
+   * until `signal` aborts (the iterator then ends without error). Unknown services yield `undefined` once (SERVICE_UNKNOWN) and then wait, as the gRPC health protocol asks.
    */
   async *watch(service: string, signal: AbortSignal): AsyncGenerator<ServingStatus | undefined> {
     if (signal.aborted) return;
@@ -133,8 +133,8 @@ export class HealthMonitor {
     try {
       let last = this.status(service);
       yield last;
-      for await (const _ of changes) {
-        const now = this.status(service);
+      for await (const [statuses] of changes as AsyncIterable<[ReadonlyMap<string, ServingStatus>]>) {
+        const now = statuses.get(service);
         if (now !== last) {
           last = now;
           yield now;
@@ -194,7 +194,7 @@ export class HealthMonitor {
     this.statuses = next;
     if (changed) {
       this.logger.debug({ status: next.get("") }, "health status changed");
-      this.events.emit("change");
+      this.events.emit("change", next);
     }
   }
 }

@@ -1,6 +1,11 @@
-import type { DescEnum, DescExtension, DescFile, DescMessage, DescService } from "@bufbuild/protobuf";
+import type { DescFile, DescService } from "@bufbuild/protobuf";
 import { toBinary } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import {
+  type DescriptorProto,
+  type EnumDescriptorProto,
+  type FieldDescriptorProto,
+  FileDescriptorProtoSchema,
+} from "@bufbuild/protobuf/wkt";
 
 /**
  * What gRPC server reflection answers from: the files of every served service and all their imports (transitively,
@@ -14,6 +19,7 @@ export class ReflectionIndex {
   private readonly symbols = new Map<string, DescFile>();
   private readonly extensions = new Map<string, Map<number, DescFile>>();
   private readonly encoded = new Map<string, Uint8Array>();
+  private readonly messages = new Set<string>();
 
   constructor(services: Iterable<DescService>) {
     const names = new Set<string>();
@@ -44,8 +50,7 @@ export class ReflectionIndex {
 
   /** Extension numbers of message `typeName`, sorted; `undefined` when the message is unknown. */
   extensionNumbersOf(typeName: string): number[] | undefined {
-    const file = this.symbols.get(typeName);
-    if (file === undefined || !isMessageIn(file, typeName)) return undefined;
+    if (!this.messages.has(typeName)) return undefined;
     return [...(this.extensions.get(typeName)?.keys() ?? [])].sort((a, b) => a - b);
   }
 
@@ -85,42 +90,48 @@ export class ReflectionIndex {
     return bytes;
   }
 
+  /** Indexes a file by walking its FileDescriptorProto, so that every name protoc knows is found (map entries too). */
   private addFile(file: DescFile): void {
     const name = fileName(file);
     if (this.files.has(name)) return;
     this.files.set(name, file);
     for (const dep of file.dependencies) this.addFile(dep);
-    for (const message of file.messages) this.addMessage(file, message);
-    for (const e of file.enums) this.addEnum(file, e);
-    for (const ext of file.extensions) this.addExtension(file, ext);
-    for (const service of file.services) {
-      this.symbols.set(service.typeName, file);
-      for (const method of service.methods) this.symbols.set(`${service.typeName}.${method.name}`, file);
+    const proto = file.proto;
+    const scope = proto.package === "" ? "" : `${proto.package}.`;
+    for (const message of proto.messageType) this.addMessage(file, scope, message);
+    for (const e of proto.enumType) this.addEnum(file, scope, e);
+    for (const ext of proto.extension) this.addExtension(file, scope, ext);
+    for (const service of proto.service) {
+      const serviceName = `${scope}${service.name}`;
+      this.symbols.set(serviceName, file);
+      for (const method of service.method) this.symbols.set(`${serviceName}.${method.name}`, file);
     }
   }
 
-  private addMessage(file: DescFile, message: DescMessage): void {
-    this.symbols.set(message.typeName, file);
-    for (const field of message.fields) this.symbols.set(`${message.typeName}.${field.name}`, file);
-    for (const oneof of message.oneofs) this.symbols.set(`${message.typeName}.${oneof.name}`, file);
-    for (const nested of message.nestedMessages) this.addMessage(file, nested);
-    for (const e of message.nestedEnums) this.addEnum(file, e);
-    for (const ext of message.nestedExtensions) this.addExtension(file, ext);
+  private addMessage(file: DescFile, scope: string, message: DescriptorProto): void {
+    const typeName = `${scope}${message.name}`;
+    this.symbols.set(typeName, file);
+    this.messages.add(typeName);
+    for (const field of message.field) this.symbols.set(`${typeName}.${field.name}`, file);
+    for (const oneof of message.oneofDecl) this.symbols.set(`${typeName}.${oneof.name}`, file);
+    for (const nested of message.nestedType) this.addMessage(file, `${typeName}.`, nested);
+    for (const e of message.enumType) this.addEnum(file, `${typeName}.`, e);
+    for (const ext of message.extension) this.addExtension(file, `${typeName}.`, ext);
   }
 
-  private addEnum(file: DescFile, e: DescEnum): void {
-    this.symbols.set(e.typeName, file);
+  private addEnum(file: DescFile, scope: string, e: EnumDescriptorProto): void {
+    this.symbols.set(`${scope}${e.name}`, file);
     // Enum values are scoped like siblings of their enum (protobuf scoping rules).
-    const scope = e.typeName.includes(".") ? e.typeName.slice(0, e.typeName.lastIndexOf(".") + 1) : "";
-    for (const value of e.values) this.symbols.set(`${scope}${value.name}`, file);
+    for (const value of e.value) this.symbols.set(`${scope}${value.name}`, file);
   }
 
-  private addExtension(file: DescFile, ext: DescExtension): void {
-    this.symbols.set(ext.typeName, file);
-    let byNumber = this.extensions.get(ext.extendee.typeName);
+  private addExtension(file: DescFile, scope: string, ext: FieldDescriptorProto): void {
+    this.symbols.set(`${scope}${ext.name}`, file);
+    const extendee = ext.extendee.startsWith(".") ? ext.extendee.slice(1) : ext.extendee;
+    let byNumber = this.extensions.get(extendee);
     if (byNumber === undefined) {
       byNumber = new Map();
-      this.extensions.set(ext.extendee.typeName, byNumber);
+      this.extensions.set(extendee, byNumber);
     }
     byNumber.set(ext.number, file);
   }
@@ -129,10 +140,4 @@ export class ReflectionIndex {
 /** The file's name as in `import` statements, e.g. `google/protobuf/struct.proto`. */
 export function fileName(file: DescFile): string {
   return file.proto.name;
-}
-
-function isMessageIn(file: DescFile, typeName: string): boolean {
-  const visit = (messages: readonly DescMessage[]): boolean =>
-    messages.some((m) => m.typeName === typeName || visit(m.nestedMessages));
-  return visit(file.messages);
 }

@@ -3,13 +3,13 @@ import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type ServerReflectionRequest as RequestV1,
-  ServerReflection as ServerReflectionV1,
   ServerReflectionResponseSchema as ResponseSchemaV1,
+  ServerReflection as ServerReflectionV1,
 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import {
   type ServerReflectionRequest as RequestV1Alpha,
-  ServerReflection as ServerReflectionV1Alpha,
   ServerReflectionResponseSchema as ResponseSchemaV1Alpha,
+  ServerReflection as ServerReflectionV1Alpha,
 } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { ReflectionIndex } from "./reflection-index.js";
 

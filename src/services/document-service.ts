@@ -90,10 +90,11 @@ export function createDocumentService(deps: DocumentServiceDeps): Partial<Servic
         throw StacklError.invalid([{ field: "documents", message: `at most ${MAX_APPLY_BATCH} documents per batch` }]);
       }
       const docs = req.documents.map((w) => w.document);
+      // Paths name the request field: documents[i].document.<kind>.<field>.
       const violations = validateBatch(
         docs.map((d) => d ?? missingDocument()),
         "documents",
-      );
+      ).map((v) => ({ ...v, field: v.field.replace(/^(documents\[\d+\])\.(?!document\b)/, "$1.document.") }));
       if (violations.length > 0) throw StacklError.invalid(violations);
       const valid = docs as Document[];
       await deps.prepare?.(valid, ctx.signal);
@@ -106,9 +107,9 @@ export function createDocumentService(deps: DocumentServiceDeps): Partial<Servic
           labels: { ...(doc.meta?.labels ?? {}) },
           description: doc.meta?.description ?? "",
           spec: specToJson(doc),
-          refs: referencesOf(doc).map((r) => ({ kind: kindKey(r.kind, r.field), name: r.name, field: r.field })),
+          refs: referencesOf(doc).map((r) => ({ kind: r.kind, name: r.name, field: r.field })),
           expectedRevision: w.expectedRevision === undefined ? undefined : Number(w.expectedRevision),
-          path: `documents[${i}]`,
+          path: `documents[${i}].document`,
         };
       });
       const outcomes = await repo.applyBatch(writes, {
@@ -245,7 +246,7 @@ export function createDocumentService(deps: DocumentServiceDeps): Partial<Servic
             labels: row.labels ?? {},
             description: row.description ?? "",
             spec: row.spec ?? {},
-            refs: referencesOf(doc).map((r) => ({ kind: kindKey(r.kind, r.field), name: r.name, field: r.field })),
+            refs: referencesOf(doc).map((r) => ({ kind: r.kind, name: r.name, field: r.field })),
             expectedRevision: req.expectedRevision === undefined ? undefined : Number(req.expectedRevision),
             path: "revision",
           },

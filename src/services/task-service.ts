@@ -20,6 +20,26 @@ export interface TaskServiceDeps {
 export function createTaskService(deps: TaskServiceDeps): Partial<ServiceImpl<typeof TaskService>> {
   const { repo } = deps;
   return {
+    async runTask(req, ctx) {
+      if (!req.type.startsWith("system.")) {
+        throw StacklError.invalid([{ field: "type", message: "only built-in system.* task types can be run directly" }]);
+      }
+      const task = await repo.create(
+        {
+          type: req.type,
+          queue: req.queue || "default",
+          input: req.input ?? {},
+          requestedBy: principalOf(ctx),
+          maxAttempts: req.maxAttempts || 5,
+        },
+        undefined,
+        ctx.signal,
+      );
+      const waitMs = req.wait === undefined ? 0 : durationMs(req.wait);
+      const final = waitMs > 0 ? await waitForTask(deps, task.id, waitMs, ctx.signal) : task;
+      return { task: taskToProto(final) };
+    },
+
     async getTask(req, ctx) {
       const task = await repo.get(requireId(req.id), ctx.signal);
       if (task === undefined) throw StacklError.notFound(`task ${req.id}`);

@@ -29,6 +29,8 @@ export interface DataDirLock {
 
 /** Lock files held by this process, so a second open in the same process is refused even though our PID is alive. */
 const heldByThisProcess = new Set<string>();
+/** Tokens of locks this process holds or is creating right now (a lock file with our PID but another token is stale). */
+const ownTokens = new Set<string>();
 
 /** A takeover marker older than this is left over from a crash during takeover. */
 const takeoverStaleMs = 10_000;
@@ -50,18 +52,24 @@ export async function acquireDataDirLock(dataDir: string): Promise<DataDirLock> 
     createdAt: new Date().toISOString(),
   };
 
-  for (let attempt = 0; attempt < maxAttempts; attempt++) {
-    if (await tryCreate(lockPath, record)) {
-      heldByThisProcess.add(lockPath);
-      return makeLock(lockPath, record.token);
+  ownTokens.add(record.token);
+  try {
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      if (await tryCreate(lockPath, record)) {
+        heldByThisProcess.add(lockPath);
+        return makeLock(lockPath, record.token);
+      }
+      const existing = await readRecord(lockPath);
+      if (existing === undefined) continue; // vanished meanwhile: try again
+      if (isAlive(existing)) throw new DataDirLockedError(dir, existing.pid, lockPath);
+      await takeOverStale(lockPath, existing);
     }
     const existing = await readRecord(lockPath);
-    if (existing === undefined) continue; // vanished or half-written: try again
-    if (isAlive(existing)) throw new DataDirLockedError(dir, existing.pid, lockPath);
-    await takeOverStale(lockPath, existing);
+    throw new DataDirLockedError(dir, existing?.pid ?? -1, lockPath);
+  } catch (err) {
+    ownTokens.delete(record.token);
+    throw err;
   }
-  const existing = await readRecord(lockPath);
-  throw new DataDirLockedError(dir, existing?.pid ?? -1, lockPath);
 }
 
 function makeLock(lockPath: string, token: string): DataDirLock {
@@ -71,9 +79,10 @@ function makeLock(lockPath: string, token: string): DataDirLock {
     async release() {
       if (released) return;
       released = true;
-      heldByThisProcess.delete(lockPath);
       const current = await readRecord(lockPath);
       if (current?.token === token) await rm(lockPath, { force: true });
+      heldByThisProcess.delete(lockPath);
+      ownTokens.delete(token);
     },
   };
 }
@@ -130,8 +139,9 @@ async function readRecord(lockPath: string): Promise<LockRecord | undefined> {
 function isAlive(record: LockRecord): boolean {
   if (record.pid <= 0) return false;
   if (record.hostname !== "" && record.hostname !== hostname()) return true; // cannot check: assume alive
+  if (ownTokens.has(record.token)) return true; // held (or being taken) by this process
   if (record.pid === process.pid) {
-    // Our PID, but not in heldByThisProcess: a previous incarnation (container restart) that reused the PID.
+    // Our PID but not our token: left by a previous incarnation (e.g. a container restart reusing the PID).
     return false;
   }
   try {

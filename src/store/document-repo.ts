@@ -145,7 +145,7 @@ export class DocumentRepo {
       const stored = byIndex.get(i)?.revision ?? 0;
       if (Number(stored) !== w.expectedRevision) {
         conflicts.push({
-          field: `${w.path}.expected_revision`,
+          field: `${w.path.replace(/\.document$/, "")}.expected_revision`,
           message: `expected revision ${w.expectedRevision} of ${w.kind} ${w.name}, but the stored revision is ${stored}`,
         });
       }

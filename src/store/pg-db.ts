@@ -126,12 +126,20 @@ class Lease {
     this.client = client;
   }
 
-  /** Remember that `running` was cancelled; it must settle within `graceMs` or the connection is discarded. */
-  cancelled(running: Promise<unknown>, graceMs: number): void {
-    const settled = running.then(
-      () => false,
-      (err: unknown) => isConnectionError(err),
-    );
+  /**
+   * Remember that `running` was cancelled by `cancelRequest` (resolving to whether the server took the request). The
+   * connection is reusable once both are done: the statement stopped AND the server has handled the cancel, else a
+   * late cancel could hit the next statement on this connection. If that takes longer than `graceMs`, or the cancel
+   * request failed, the connection is discarded.
+   */
+  cancelled(running: Promise<unknown>, cancelRequest: Promise<boolean>, graceMs: number): void {
+    const settled = Promise.all([
+      running.then(
+        () => false,
+        (err: unknown) => isConnectionError(err),
+      ),
+      cancelRequest,
+    ]).then(([broken, delivered]) => broken || !delivered);
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(true), graceMs);
@@ -302,12 +310,15 @@ class PgDb implements Db {
     d: Deadline,
     what: string,
   ): Promise<pg.QueryResult<R & pg.QueryResultRow>> {
+    // After a cancelled statement, wait for it to stop rather than queueing behind it on the same connection.
+    if (await lease.settle()) {
+      throw new StoreUnavailableError(`${what} refused: the connection's cancelled statement did not stop`);
+    }
     d.check();
     const running = lease.client.query<R & pg.QueryResultRow>(config);
     try {
       return await d.race(running, () => {
-        lease.cancelled(running, this.#o.cancelGraceMs);
-        void sendCancelRequest(lease.client, this.#o.cancelGraceMs);
+        lease.cancelled(running, sendCancelRequest(lease.client, this.#o.cancelGraceMs), this.#o.cancelGraceMs);
       });
     } catch (err) {
       throw toStoreError(err, what);

@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file stackl/v1/tasks.proto.
  */
 export const file_stackl_v1_tasks: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdGFja2wvdjEvdGFza3MucHJvdG8SCXN0YWNrbC52MSJMCglFcnJvckluZm8SDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBINCgVmaWVsZBgEIAEoCSLrBAoEVGFzaxIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEiMKBXN0YXRlGAMgASgOMhQuc3RhY2tsLnYxLlRhc2tTdGF0ZRImCgVpbnB1dBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoGcmVzdWx0GAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIjCgVlcnJvchgGIAEoCzIULnN0YWNrbC52MS5FcnJvckluZm8SEAoIYXR0ZW1wdHMYByABKAUSFAoMbWF4X2F0dGVtcHRzGAggASgFEg0KBWVwb2NoGAkgASgDEioKB3RpbWVvdXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GA8gASgJEhYKDnN0YWNrX2luc3RhbmNlGBAgASgJEg8KB2pvYl9pZHMYESADKAkSOQoVY2FuY2VsX3JlcXVlc3RlZF90aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZ3b3JrZXIYEyABKAkiJQoOR2V0VGFza1JlcXVlc3QSEwoCaWQYASABKAlCB7pIBHICEAEiMAoPR2V0VGFza1Jlc3BvbnNlEh0KBHRhc2sYASABKAsyDy5zdGFja2wudjEuVGFzayKRAQoQTGlzdFRhc2tzUmVxdWVzdBIkCgZzdGF0ZXMYASADKA4yFC5zdGFja2wudjEuVGFza1N0YXRlEgwKBHR5cGUYAiABKAkSFgoOc3RhY2tfaW5zdGFuY2UYAyABKAkSHQoJcGFnZV9zaXplGAQgASgFQgq6SAcaBRjoBygAEhIKCnBhZ2VfdG9rZW4YBSABKAkiTAoRTGlzdFRhc2tzUmVzcG9uc2USHgoFdGFza3MYASADKAsyDy5zdGFja2wudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoQV2F0Y2hUYXNrUmVxdWVzdBITCgJpZBgBIAEoCUIHukgEcgIQASIyChFXYXRjaFRhc2tSZXNwb25zZRIdCgR0YXNrGAEgASgLMg8uc3RhY2tsLnYxLlRhc2siYQoRQ2FuY2VsVGFza1JlcXVlc3QSEwoCaWQYASABKAlCB7pIBHICEAESDgoGcmVhc29uGAIgASgJEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iMwoSQ2FuY2VsVGFza1Jlc3BvbnNlEh0KBHRhc2sYASABKAsyDy5zdGFja2wudjEuVGFzayq8AQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUQVNLX1NUQVRFX1BFTkRJTkcQARIWChJUQVNLX1NUQVRFX1JVTk5JTkcQAhIYChRUQVNLX1NUQVRFX1NVQ0NFRURFRBADEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAQSGAoUVEFTS19TVEFURV9DQU5DRUxMRUQQBRIYChRUQVNLX1NUQVRFX1RJTUVEX09VVBAGMrYCCgtUYXNrU2VydmljZRJFCgdHZXRUYXNrEhkuc3RhY2tsLnYxLkdldFRhc2tSZXF1ZXN0Ghouc3RhY2tsLnYxLkdldFRhc2tSZXNwb25zZSIDkAIBEksKCUxpc3RUYXNrcxIbLnN0YWNrbC52MS5MaXN0VGFza3NSZXF1ZXN0Ghwuc3RhY2tsLnYxLkxpc3RUYXNrc1Jlc3BvbnNlIgOQAgESSAoJV2F0Y2hUYXNrEhsuc3RhY2tsLnYxLldhdGNoVGFza1JlcXVlc3QaHC5zdGFja2wudjEuV2F0Y2hUYXNrUmVzcG9uc2UwARJJCgpDYW5jZWxUYXNrEhwuc3RhY2tsLnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh0uc3RhY2tsLnYxLkNhbmNlbFRhc2tSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChVzdGFja2wvdjEvdGFza3MucHJvdG8SCXN0YWNrbC52MSJMCglFcnJvckluZm8SDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBINCgVmaWVsZBgEIAEoCSLrBAoEVGFzaxIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEiMKBXN0YXRlGAMgASgOMhQuc3RhY2tsLnYxLlRhc2tTdGF0ZRImCgVpbnB1dBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoGcmVzdWx0GAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIjCgVlcnJvchgGIAEoCzIULnN0YWNrbC52MS5FcnJvckluZm8SEAoIYXR0ZW1wdHMYByABKAUSFAoMbWF4X2F0dGVtcHRzGAggASgFEg0KBWVwb2NoGAkgASgDEioKB3RpbWVvdXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GA8gASgJEhYKDnN0YWNrX2luc3RhbmNlGBAgASgJEg8KB2pvYl9pZHMYESADKAkSOQoVY2FuY2VsX3JlcXVlc3RlZF90aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZ3b3JrZXIYEyABKAkiJQoOR2V0VGFza1JlcXVlc3QSEwoCaWQYASABKAlCB7pIBHICEAEiMAoPR2V0VGFza1Jlc3BvbnNlEh0KBHRhc2sYASABKAsyDy5zdGFja2wudjEuVGFzayKRAQoQTGlzdFRhc2tzUmVxdWVzdBIkCgZzdGF0ZXMYASADKA4yFC5zdGFja2wudjEuVGFza1N0YXRlEgwKBHR5cGUYAiABKAkSFgoOc3RhY2tfaW5zdGFuY2UYAyABKAkSHQoJcGFnZV9zaXplGAQgASgFQgq6SAcaBRjoBygAEhIKCnBhZ2VfdG9rZW4YBSABKAkiTAoRTGlzdFRhc2tzUmVzcG9uc2USHgoFdGFza3MYASADKAsyDy5zdGFja2wudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoQV2F0Y2hUYXNrUmVxdWVzdBITCgJpZBgBIAEoCUIHukgEcgIQASIyChFXYXRjaFRhc2tSZXNwb25zZRIdCgR0YXNrGAEgASgLMg8uc3RhY2tsLnYxLlRhc2siYQoRQ2FuY2VsVGFza1JlcXVlc3QSEwoCaWQYASABKAlCB7pIBHICEAESDgoGcmVhc29uGAIgASgJEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iMwoSQ2FuY2VsVGFza1Jlc3BvbnNlEh0KBHRhc2sYASABKAsyDy5zdGFja2wudjEuVGFzayKvAQoOUnVuVGFza1JlcXVlc3QSHAoEdHlwZRgBIAEoCUIOukgLcgk6B3N5c3RlbS4SJgoFaW5wdXQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBXF1ZXVlGAMgASgJEh8KDG1heF9hdHRlbXB0cxgEIAEoBUIJukgGGgQYFCgAEicKBHdhaXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iMAoPUnVuVGFza1Jlc3BvbnNlEh0KBHRhc2sYASABKAsyDy5zdGFja2wudjEuVGFzayq8AQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUQVNLX1NUQVRFX1BFTkRJTkcQARIWChJUQVNLX1NUQVRFX1JVTk5JTkcQAhIYChRUQVNLX1NUQVRFX1NVQ0NFRURFRBADEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAQSGAoUVEFTS19TVEFURV9DQU5DRUxMRUQQBRIYChRUQVNLX1NUQVRFX1RJTUVEX09VVBAGMvgCCgtUYXNrU2VydmljZRJACgdSdW5UYXNrEhkuc3RhY2tsLnYxLlJ1blRhc2tSZXF1ZXN0Ghouc3RhY2tsLnYxLlJ1blRhc2tSZXNwb25zZRJFCgdHZXRUYXNrEhkuc3RhY2tsLnYxLkdldFRhc2tSZXF1ZXN0Ghouc3RhY2tsLnYxLkdldFRhc2tSZXNwb25zZSIDkAIBEksKCUxpc3RUYXNrcxIbLnN0YWNrbC52MS5MaXN0VGFza3NSZXF1ZXN0Ghwuc3RhY2tsLnYxLkxpc3RUYXNrc1Jlc3BvbnNlIgOQAgESSAoJV2F0Y2hUYXNrEhsuc3RhY2tsLnYxLldhdGNoVGFza1JlcXVlc3QaHC5zdGFja2wudjEuV2F0Y2hUYXNrUmVzcG9uc2UwARJJCgpDYW5jZWxUYXNrEhwuc3RhY2tsLnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh0uc3RhY2tsLnYxLkNhbmNlbFRhc2tSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Why a task or job failed.
@@ -642,6 +642,118 @@ export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse, {jsonType:
   messageDesc(file_stackl_v1_tasks, 9);
 
 /**
+ * @generated from message stackl.v1.RunTaskRequest
+ */
+export type RunTaskRequest = Message<"stackl.v1.RunTaskRequest"> & {
+  /**
+   * A built-in diagnostic task type, e.g. `system.sleep` (input `{ms, fail}`), used to probe the whole task path
+   * (row + outbox -> bus -> worker -> commit). Only `system.*` types are accepted.
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from field: google.protobuf.Struct input = 2;
+   */
+  input?: JsonObject | undefined;
+
+  /**
+   * Worker pool queue (default `default`).
+   *
+   * @generated from field: string queue = 3;
+   */
+  queue: string;
+
+  /**
+   * Attempts before the task fails (default 5, at most 20).
+   *
+   * @generated from field: int32 max_attempts = 4;
+   */
+  maxAttempts: number;
+
+  /**
+   * Wait up to this long for the task to finish before answering.
+   *
+   * @generated from field: google.protobuf.Duration wait = 5;
+   */
+  wait?: Duration | undefined;
+};
+
+/**
+ * @generated from message stackl.v1.RunTaskRequest
+ */
+export type RunTaskRequestJson = {
+  /**
+   * A built-in diagnostic task type, e.g. `system.sleep` (input `{ms, fail}`), used to probe the whole task path
+   * (row + outbox -> bus -> worker -> commit). Only `system.*` types are accepted.
+   *
+   * @generated from field: string type = 1;
+   */
+  type?: string;
+
+  /**
+   * @generated from field: google.protobuf.Struct input = 2;
+   */
+  input?: StructJson;
+
+  /**
+   * Worker pool queue (default `default`).
+   *
+   * @generated from field: string queue = 3;
+   */
+  queue?: string;
+
+  /**
+   * Attempts before the task fails (default 5, at most 20).
+   *
+   * @generated from field: int32 max_attempts = 4;
+   */
+  maxAttempts?: number;
+
+  /**
+   * Wait up to this long for the task to finish before answering.
+   *
+   * @generated from field: google.protobuf.Duration wait = 5;
+   */
+  wait?: DurationJson;
+};
+
+/**
+ * Describes the message stackl.v1.RunTaskRequest.
+ * Use `create(RunTaskRequestSchema)` to create a new message.
+ */
+export const RunTaskRequestSchema: GenMessage<RunTaskRequest, {jsonType: RunTaskRequestJson}> = /*@__PURE__*/
+  messageDesc(file_stackl_v1_tasks, 10);
+
+/**
+ * @generated from message stackl.v1.RunTaskResponse
+ */
+export type RunTaskResponse = Message<"stackl.v1.RunTaskResponse"> & {
+  /**
+   * @generated from field: stackl.v1.Task task = 1;
+   */
+  task?: Task | undefined;
+};
+
+/**
+ * @generated from message stackl.v1.RunTaskResponse
+ */
+export type RunTaskResponseJson = {
+  /**
+   * @generated from field: stackl.v1.Task task = 1;
+   */
+  task?: TaskJson;
+};
+
+/**
+ * Describes the message stackl.v1.RunTaskResponse.
+ * Use `create(RunTaskResponseSchema)` to create a new message.
+ */
+export const RunTaskResponseSchema: GenMessage<RunTaskResponse, {jsonType: RunTaskResponseJson}> = /*@__PURE__*/
+  messageDesc(file_stackl_v1_tasks, 11);
+
+/**
  * Task states. pending -> running -> succeeded | failed | cancelled | timed_out; a running task whose lease lapses
  * goes back to pending (attempts + 1).
  *
@@ -702,6 +814,16 @@ export const TaskStateSchema: GenEnum<TaskState, TaskStateJson> = /*@__PURE__*/
  * @generated from service stackl.v1.TaskService
  */
 export const TaskService: GenService<{
+  /**
+   * Runs a built-in diagnostic task.
+   *
+   * @generated from rpc stackl.v1.TaskService.RunTask
+   */
+  runTask: {
+    methodKind: "unary";
+    input: typeof RunTaskRequestSchema;
+    output: typeof RunTaskResponseSchema;
+  },
   /**
    * @generated from rpc stackl.v1.TaskService.GetTask
    */

@@ -1,0 +1,191 @@
+import { Argument, type Command, InvalidArgumentError, Option } from "commander";
+import { type Document, DocumentKind as ProtoDocumentKind } from "../../../gen/stackl/v1/documents_pb.js";
+import { type DocumentKind, describeKinds, findKind, kindInfo, protoKindOf } from "../../domain/document-kinds.js";
+import { toStacklObject } from "../../domain/stackl-format.js";
+import { addClientOptions } from "../client.js";
+import { parseKindArgument, parseLabelSelector, parseRevision } from "../output/arguments.js";
+import {
+  type CommandContext,
+  EXIT_OK,
+  type OutputFormat,
+  outputOption,
+  runClientCommand,
+  UNARY_TIMEOUT_MS,
+  UsageError,
+} from "../output/command-context.js";
+import {
+  DOCUMENT_SHAPES,
+  type DocumentShape,
+  documentJson,
+  documentListJson,
+  documentsTable,
+  documentsYaml,
+  targetsTable,
+} from "../output/documents.js";
+
+/** Documents per ListDocuments page while listing everything. */
+const LIST_PAGE_SIZE = 500;
+
+/** `stackl get all` lists every kind. */
+const ALL_KINDS = "all";
+
+interface GetOptions {
+  output?: OutputFormat;
+  revision?: bigint;
+  selector?: Record<string, string>;
+  prefix?: string;
+  format?: DocumentShape;
+  server?: string;
+}
+
+/** `stackl get KIND [NAME]`: a table of documents, or one document as YAML/JSON. */
+export function register(program: Command): void {
+  const command = program
+    .command("get")
+    .description("list documents of a kind, or show one document")
+    .addArgument(
+      new Argument("<kind>", `document kind or alias, or "${ALL_KINDS}" (${describeKinds()})`).argParser((text) =>
+        text.toLowerCase() === ALL_KINDS ? ALL_KINDS : parseKind(text),
+      ),
+    )
+    .argument("[name]", "document name (omit to list)")
+    .addOption(outputOption(["table", "yaml", "json"], "table for a list, yaml for one document"))
+    .option("--revision <n>", "show a past revision of the document", parseRevision)
+    .option(
+      "-l, --selector <key=value>",
+      "only documents with these labels (repeatable, comma-separated)",
+      parseLabelSelector,
+    )
+    .option("--prefix <text>", "only documents whose name starts with this")
+    .addOption(
+      new Option(
+        "--format <shape>",
+        "YAML/JSON shape: native (API, with revision and computed fields) or stackl (original type:/category: files, re-appliable)",
+      )
+        .choices([...DOCUMENT_SHAPES])
+        .default("native"),
+    )
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  stackl get sit                      # table; TARGETS counts the computed targets",
+        "  stackl get sit eu-platform          # YAML with the computed targets",
+        "  stackl get service web -o yaml --format stackl > web.yml   # re-appliable STACKL file",
+        "  stackl get zone -l tier=gold -o json",
+      ].join("\n"),
+    );
+  addClientOptions(command);
+  command.action((kind: DocumentKind | typeof ALL_KINDS, name: string | undefined, opts: GetOptions) =>
+    runClientCommand(command, (ctx) => (name === undefined ? list(ctx, kind, opts) : getOne(ctx, kind, name, opts))),
+  );
+}
+
+function parseKind(text: string): DocumentKind {
+  if (findKind(text) === undefined) {
+    throw new InvalidArgumentError(
+      `unknown document kind ${JSON.stringify(text)}; valid kinds: ${describeKinds()}; or ${ALL_KINDS}`,
+    );
+  }
+  return parseKindArgument(text);
+}
+
+async function list(ctx: CommandContext, kind: DocumentKind | typeof ALL_KINDS, opts: GetOptions): Promise<number> {
+  if (opts.revision !== undefined) throw new UsageError("--revision needs a document name");
+  const docs = await listAll(ctx, {
+    kind: kind === ALL_KINDS ? ProtoDocumentKind.UNSPECIFIED : protoKindOf(kind),
+    namePrefix: opts.prefix ?? "",
+    labelSelector: opts.selector ?? {},
+  });
+  const output = opts.output ?? "table";
+  switch (output) {
+    case "table":
+      if (docs.length === 0) {
+        ctx.warn(`No ${kind === ALL_KINDS ? "documents" : kindInfo(kind).plural} found.\n`);
+        return EXIT_OK;
+      }
+      ctx.print(
+        documentsTable(docs, {
+          ...(kind === ALL_KINDS ? {} : { kind }),
+          now: ctx.now(),
+          style: ctx.style,
+        }),
+      );
+      return EXIT_OK;
+    case "yaml":
+      ctx.print(documentsYaml(docs, opts.format ?? "native"));
+      return EXIT_OK;
+    case "json":
+      ctx.print(`${JSON.stringify(jsonOf(docs, opts.format ?? "native"), null, 2)}\n`);
+      return EXIT_OK;
+    default: {
+      const never: never = output;
+      throw new Error(`unhandled output ${String(never)}`);
+    }
+  }
+}
+
+/** Every document matching `filter`, through all pages. */
+export async function listAll(
+  ctx: Pick<CommandContext, "clients" | "signal">,
+  filter: { kind: ProtoDocumentKind; namePrefix: string; labelSelector: Record<string, string> },
+): Promise<Document[]> {
+  const docs: Document[] = [];
+  let pageToken = "";
+  do {
+    const page = await ctx.clients.documents.listDocuments(
+      { ...filter, pageSize: LIST_PAGE_SIZE, pageToken },
+      { signal: ctx.signal, timeoutMs: UNARY_TIMEOUT_MS },
+    );
+    docs.push(...page.documents);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
+  return docs;
+}
+
+async function getOne(
+  ctx: CommandContext,
+  kind: DocumentKind | typeof ALL_KINDS,
+  name: string,
+  opts: GetOptions,
+): Promise<number> {
+  if (kind === ALL_KINDS) throw new UsageError(`"${ALL_KINDS}" lists documents; name a kind to show one document`);
+  if (opts.selector !== undefined || opts.prefix !== undefined) {
+    throw new UsageError("--selector and --prefix filter lists; leave out the name to list");
+  }
+  const { document } = await ctx.clients.documents.getDocument(
+    { kind: protoKindOf(kind), name, revision: opts.revision ?? 0n },
+    { signal: ctx.signal, timeoutMs: UNARY_TIMEOUT_MS },
+  );
+  if (document === undefined) throw new Error(`the server returned no document for ${kind}/${name}`);
+  const output = opts.output ?? "yaml";
+  switch (output) {
+    case "table": {
+      ctx.print(documentsTable([document], { kind, now: ctx.now(), style: ctx.style }));
+      if (document.spec.case === "stackInfrastructureTemplate" && document.spec.value.targets.length > 0) {
+        ctx.print(`\n${targetsTable(document.spec.value.targets, ctx.style)}`);
+      }
+      return EXIT_OK;
+    }
+    case "yaml":
+      ctx.print(documentsYaml([document], opts.format ?? "native"));
+      return EXIT_OK;
+    case "json":
+      ctx.print(`${JSON.stringify(jsonOf([document], opts.format ?? "native", true), null, 2)}\n`);
+      return EXIT_OK;
+    default: {
+      const never: never = output;
+      throw new Error(`unhandled output ${String(never)}`);
+    }
+  }
+}
+
+/** `-o json`: proto JSON (native) or the STACKL objects; one document alone, a list as `{documents: [...]}`. */
+function jsonOf(docs: readonly Document[], shape: DocumentShape, single = false): unknown {
+  if (shape === "stackl") {
+    const objects = docs.map((d) => toStacklObject(d));
+    return single ? objects[0] : objects;
+  }
+  return single && docs[0] !== undefined ? documentJson(docs[0]) : documentListJson(docs);
+}

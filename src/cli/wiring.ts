@@ -1,0 +1,78 @@
+import type { Config } from "../config/config.js";
+import type { Logger } from "../observability/logger.js";
+import type { HealthComponent } from "../server/health-monitor.js";
+import type { RegisterServices } from "../server/routes.js";
+
+/**
+ * Builds what the server runs on: the store, the bus, the service implementations, and (in `dev`) the in-process
+ * workers and local agent. `serve` and `dev` call it before `startServer`, and close it after the server stopped.
+ *
+ * Today nothing is wired: no health components (the server reports SERVING) and no implementations (every stackl.v1
+ * RPC answers UNIMPLEMENTED naming the issue that builds it). Later issues extend THIS function — not the commands —
+ * roughly like this:
+ *
+ * ```ts
+ * const store = config.databaseUrl ? await openPostgres(config.databaseUrl, signal) : await openPglite(config.dataDir, signal);
+ * closers.push((s) => store.close(s));
+ * components.push({ name: "store", check: (s) => store.ping(s) });
+ * const bus = config.natsUrl ? await connectNats(config.natsUrl, signal) : createInProcessBus();
+ * closers.push((s) => bus.close(s));
+ * components.push({ name: "bus", check: (s) => bus.ping(s) });
+ * registrations.push((router) => router.service(DocumentService, createDocumentService({ store, logger })));
+ * if (role === "dev") { const workers = startWorkers(...); closers.push((s) => workers.drain(s)); }
+ * ```
+ */
+
+/** Which process the runtime is for: `serve` (API only), `dev` (everything in one process), `worker`. */
+export type RuntimeRole = "serve" | "dev" | "worker";
+
+export interface Runtime {
+  /** Readiness of what was built (store, bus, …): the server is SERVING only when all are ready. */
+  readonly healthComponents: readonly HealthComponent[];
+  /** Registers the service implementations this runtime provides on the server's router. */
+  readonly register: RegisterServices;
+  /**
+   * Releases everything, last built first (workers drain, then the bus, then the store). Aborting `signal` asks for
+   * a fast, forced close. Idempotent.
+   */
+  close(signal?: AbortSignal): Promise<void>;
+}
+
+/** A close step; runs in reverse order of registration. */
+type Closer = (signal?: AbortSignal) => Promise<void>;
+
+export async function buildRuntime(
+  config: Config,
+  logger: Logger,
+  signal: AbortSignal,
+  role: RuntimeRole = "serve",
+): Promise<Runtime> {
+  signal.throwIfAborted();
+  const log = logger.child({ component: "runtime", role });
+  const components: HealthComponent[] = [];
+  const registrations: RegisterServices[] = [];
+  const closers: Closer[] = [];
+
+  // Store, bus, services and workers are added here from `config` by the issues that build them (see above).
+  log.debug({ database: config.databaseUrl === undefined ? "embedded" : "postgres" }, "runtime: nothing wired yet");
+
+  let closing: Promise<void> | undefined;
+  return {
+    healthComponents: components,
+    register: (router) => {
+      for (const register of registrations) register(router);
+    },
+    close: (closeSignal) => {
+      closing ??= (async () => {
+        for (const close of closers.reverse()) {
+          try {
+            await close(closeSignal);
+          } catch (err) {
+            log.error({ err }, "closing a runtime part failed");
+          }
+        }
+      })();
+      return closing;
+    },
+  };
+}
