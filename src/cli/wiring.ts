@@ -1,4 +1,9 @@
+import { DocumentService } from "../../gen/stackl/v1/documents_pb.js";
+import { TaskService } from "../../gen/stackl/v1/tasks_pb.js";
 import type { Config } from "../config/config.js";
+import { openCore } from "../runtime/core.js";
+import { createDocumentService } from "../services/document-service.js";
+import { createTaskService } from "../services/task-service.js";
 import type { Logger } from "../observability/logger.js";
 import type { HealthComponent } from "../server/health-monitor.js";
 import type { RegisterServices } from "../server/routes.js";
@@ -53,8 +58,25 @@ export async function buildRuntime(
   const registrations: RegisterServices[] = [];
   const closers: Closer[] = [];
 
-  // Store, bus, services and workers are added here from `config` by the issues that build them (see above).
-  log.debug({ database: config.databaseUrl === undefined ? "embedded" : "postgres" }, "runtime: nothing wired yet");
+  const core = await openCore(config, logger, signal);
+  closers.push(async (closeSignal) => {
+    await core.close(closeSignal?.aborted ? 0 : config.shutdownGraceMs);
+  });
+  components.push(
+    { name: "store", check: (s) => core.db.ready({ signal: s }) },
+    { name: "bus", check: (s) => core.bus.ready(s) },
+  );
+  registrations.push((router) => {
+    router.service(
+      DocumentService,
+      createDocumentService({ repo: core.documentRepo, notifier: core.notifier }),
+    );
+    router.service(TaskService, createTaskService({ repo: core.taskRepo, notifier: core.notifier, bus: core.bus }));
+  });
+  if (role === "dev") {
+    await core.startWorkers(config.workerConcurrency);
+  }
+  log.info({ store: core.db.kind, bus: core.bus.kind }, "runtime ready");
 
   let closing: Promise<void> | undefined;
   return {

@@ -13,7 +13,7 @@ import { startAgent, type TestAgent } from "./harness.js";
 let server: FakeAgentServer;
 let agent: TestAgent;
 let scratch: string;
-const savedEnv = { ...process.env };
+const savedTfConfig = process.env.TF_CLI_CONFIG_FILE;
 
 before(async () => {
   // No CLI config, no network: terraform_data and outputs are built in.
@@ -32,7 +32,9 @@ after(async () => {
   await agent.close();
   await server.close();
   rmSync(scratch, { recursive: true, force: true });
-  process.env = savedEnv;
+  if (savedTfConfig === undefined) delete process.env.TF_CLI_CONFIG_FILE;
+  else process.env.TF_CLI_CONFIG_FILE = savedTfConfig;
+  delete process.env.STACKL_TEST_TOOL_SECRET;
 });
 
 const TOFU_CONFIG = `
