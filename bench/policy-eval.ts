@@ -7,7 +7,7 @@
  *   tsx bench/policy-eval.ts [--seconds N] [--huge]     (--huge adds 1,000 services × 10,000 targets, once)
  */
 import { builtinBundle } from "../src/policy/builtin-policies.js";
-import { type ReplicasInput, withSortHints } from "../src/policy/contracts.js";
+import { authorize, type ReplicasInput, withSortHints } from "../src/policy/contracts.js";
 import { type CompiledPolicy, EncodedInput, PolicyEngine } from "../src/policy/policy-engine.js";
 import { estate, webshopInput } from "../test/unit/policy/policy-fixtures.js";
 
@@ -44,6 +44,30 @@ function measure(label: string, policy: CompiledPolicy, entrypoint: string, inpu
     meanMs: durations.reduce((a, b) => a + b, 0) / durations.length,
     p99Ms: durations[Math.min(durations.length - 1, Math.floor(durations.length * 0.99))] ?? 0,
     wasmMiB: policy.stats().memoryBytes / 1024 / 1024,
+  };
+}
+
+/** The authz contract as the API's interceptor calls it: allow + reason, result checked. */
+async function measureAsync(label: string, engine: PolicyEngine): Promise<Row> {
+  const input = { principal: { name: "bob", roles: ["viewer"] }, rpc: "stackl.v1.DocumentService/GetDocument" };
+  await authorize(input, { engine });
+  const durations: number[] = [];
+  const started = performance.now();
+  const deadline = started + SECONDS * 1000;
+  while (performance.now() < deadline) {
+    const t = performance.now();
+    await authorize(input, { engine });
+    durations.push(performance.now() - t);
+  }
+  const elapsed = performance.now() - started;
+  durations.sort((a, b) => a - b);
+  return {
+    case: label,
+    evaluations: durations.length,
+    perSecond: Math.round((durations.length / elapsed) * 1000),
+    meanMs: durations.reduce((a, b) => a + b, 0) / durations.length,
+    p99Ms: durations[Math.floor(durations.length * 0.99)] ?? 0,
+    wasmMiB: 2,
   };
 }
 
@@ -127,6 +151,7 @@ async function main(): Promise<void> {
       rpc: "stackl.v1.DocumentService/GetDocument",
     }),
   );
+  rows.push(await measureAsync("authorize() (contract wrapper, both rules)", engine));
   if (HUGE) {
     const input = withSortHints(estate({ services: 1000, targets: 10_000 }));
     const label = "1,000 services × 10,000 targets";

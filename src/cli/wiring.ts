@@ -1,12 +1,12 @@
 import { DocumentService } from "../../gen/stackl/v1/documents_pb.js";
 import { TaskService } from "../../gen/stackl/v1/tasks_pb.js";
 import type { Config } from "../config/config.js";
-import { openCore } from "../runtime/core.js";
-import { createDocumentService } from "../services/document-service.js";
-import { createTaskService } from "../services/task-service.js";
 import type { Logger } from "../observability/logger.js";
+import { openCore } from "../runtime/core.js";
 import type { HealthComponent } from "../server/health-monitor.js";
 import type { RegisterServices } from "../server/routes.js";
+import { createDocumentService } from "../services/document-service.js";
+import { createTaskService } from "../services/task-service.js";
 
 /**
  * Builds what the server runs on: the store, the bus, the service implementations, and (in `dev`) the in-process
@@ -67,10 +67,7 @@ export async function buildRuntime(
     { name: "bus", check: (s) => core.bus.ready(s) },
   );
   registrations.push((router) => {
-    router.service(
-      DocumentService,
-      createDocumentService({ repo: core.documentRepo, notifier: core.notifier }),
-    );
+    router.service(DocumentService, createDocumentService({ repo: core.documentRepo, notifier: core.notifier }));
     router.service(TaskService, createTaskService({ repo: core.taskRepo, notifier: core.notifier, bus: core.bus }));
   });
   if (role === "dev") {

@@ -1,6 +1,6 @@
 import { StacklError } from "../errors.js";
 import { type ChangeNotifier, WakeLatch } from "../store/change-notifier.js";
-import { TASK_CHANGES_CHANNEL, TERMINAL_TASK_STATES, type TaskRepo, type TaskRow } from "../store/task-repo.js";
+import { TASK_CHANGES_CHANNEL, type TaskRepo, type TaskRow, TERMINAL_TASK_STATES } from "../store/task-repo.js";
 
 /**
  * Yields the task now and after every change (woken by NOTIFY, never by polling) until it is terminal or `signal`

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Bus, WorkConsumer, WorkDelivery } from "../bus/bus.js";
 import { ErrorCode, isStacklError, StacklError } from "../errors.js";
-import { type TaskError, type TaskRepo, type TaskRow } from "../store/task-repo.js";
+import type { TaskError, TaskRepo, TaskRow } from "../store/task-repo.js";
 import type { AbortCause, TaskRegistry } from "./task-handler.js";
 
 /** Doorbell subject announcing a cancellation request: `stackl.task.cancel.<task id>`. */
@@ -128,7 +128,7 @@ export class WorkerPool {
   }
 
   private async handle(d: WorkDelivery): Promise<void> {
-    const { repo, logger } = this.deps;
+    const { repo } = this.deps;
     const claim = await repo.claim(d.id, this.opts.name, this.opts.leaseMs, d.signal);
     switch (claim.kind) {
       case "missing":
@@ -138,7 +138,8 @@ export class WorkerPool {
         await d.ack();
         return;
       case "busy":
-        if (d.lastDelivery) await d.ack(); // the sweeper re-enqueues if that lease lapses
+        if (d.lastDelivery)
+          await d.ack(); // the sweeper re-enqueues if that lease lapses
         else d.nak(claim.leaseMs + 50);
         return;
       case "backoff":
@@ -219,7 +220,12 @@ export class WorkerPool {
         return;
       }
       if (cause === "shutdown") {
-        await repo.retryLater(task.id, task.epoch, errorOf(err, "worker_shutdown", "handed back at worker shutdown"), 0);
+        await repo.retryLater(
+          task.id,
+          task.epoch,
+          errorOf(err, "worker_shutdown", "handed back at worker shutdown"),
+          0,
+        );
         d.nak();
         return;
       }

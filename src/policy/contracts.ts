@@ -405,7 +405,18 @@ async function evaluateBuiltin(
 ): Promise<PendingDecision> {
   const engine = options.engine ?? defaultPolicyEngine();
   const policy = await loadBuiltinPolicy(engine, name, options.root);
-  const evaluation = policy.evaluate(entrypointOf(BUILTIN_POLICIES[name].packageName, rule), input);
+  let evaluation: Evaluation;
+  try {
+    evaluation = policy.evaluate(entrypointOf(BUILTIN_POLICIES[name].packageName, rule), input);
+  } catch (err) {
+    if (err instanceof StacklError) {
+      throw new StacklError(err.code, `built-in policy ${name}: ${err.message}`, {
+        details: { ...err.details, policy: name, rule },
+        cause: err,
+      });
+    }
+    throw err;
+  }
   return new PendingDecision(name, rule, true, evaluation, policy.sha256);
 }
 

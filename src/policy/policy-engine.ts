@@ -16,7 +16,7 @@ import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import { ErrorCode, StacklError } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 import { type BuiltinImplementation, CUSTOM_BUILTINS } from "./custom-builtins.js";
-import { type PolicyBundle, readPolicyBundle } from "./policy-bundle.js";
+import { type PolicyBundle, readPolicyBundle, sha256Hex } from "./policy-bundle.js";
 import { type WasmMemory, type WasmModule, WebAssemblyApi } from "./wasm-api.js";
 
 // The package's ESM entry exports only `loadPolicy`; its CommonJS entry has `loadPolicySync` too.
@@ -283,16 +283,18 @@ export class PolicyEngine {
    * Throws StacklError `invalid_argument` when the bytes are not an OPA WebAssembly bundle.
    */
   load(bundle: Uint8Array | PolicyBundle): Promise<CompiledPolicy> {
-    const read = bundle instanceof Uint8Array ? readPolicyBundle(bundle) : bundle;
-    const hit = this.#cache.get(read.sha256);
+    const sha256 = bundle instanceof Uint8Array ? bundleSha256(bundle) : bundle.sha256;
+    const hit = this.#cache.get(sha256);
     if (hit !== undefined) {
-      this.#cache.delete(read.sha256);
-      this.#cache.set(read.sha256, hit);
+      this.#cache.delete(sha256);
+      this.#cache.set(sha256, hit);
       return hit;
     }
+    // Read (gunzip, untar) only on a miss; a malformed bundle throws here, synchronously.
+    const read = bundle instanceof Uint8Array ? readPolicyBundle(bundle) : bundle;
     const compiling = this.#compile(read);
-    this.#cache.set(read.sha256, compiling);
-    compiling.catch(() => this.#cache.delete(read.sha256));
+    this.#cache.set(sha256, compiling);
+    compiling.catch(() => this.#cache.delete(sha256));
     while (this.#cache.size > this.#options.maxCachedPolicies) {
       const oldest = this.#cache.keys().next().value as string;
       this.#cache.delete(oldest);
@@ -329,6 +331,18 @@ export class PolicyEngine {
     const first = instantiate(module, bundle, this.#options);
     return new CompiledPolicy(bundle, module, first, this.#options);
   }
+}
+
+/** SHA-256 of bundle bytes, remembered per byte array (callers pass the same array again and again). */
+const shaOfBytes = new WeakMap<Uint8Array, string>();
+
+function bundleSha256(bytes: Uint8Array): string {
+  let sha = shaOfBytes.get(bytes);
+  if (sha === undefined) {
+    sha = sha256Hex(bytes);
+    shaOfBytes.set(bytes, sha);
+  }
+  return sha;
 }
 
 /**

@@ -1,7 +1,7 @@
-import type { Config } from "../config/config.js";
-import { loadTaskConfig, type TaskConfig } from "../config/task-config.js";
 import type { Bus } from "../bus/bus.js";
 import { openBus } from "../bus/open-bus.js";
+import type { Config } from "../config/config.js";
+import { loadTaskConfig, type TaskConfig } from "../config/task-config.js";
 import { OutboxRelay } from "../jobs/outbox-relay.js";
 import { Sweeper } from "../jobs/sweeper.js";
 import { registerSystemTasks } from "../jobs/system-tasks.js";

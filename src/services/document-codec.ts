@@ -19,10 +19,22 @@ export const KIND_CODEC = {
   [DocumentKind.ENVIRONMENT]: { key: "environment", case: "environment", schema: InfrastructureLayerSchema },
   [DocumentKind.LOCATION]: { key: "location", case: "location", schema: InfrastructureLayerSchema },
   [DocumentKind.ZONE]: { key: "zone", case: "zone", schema: InfrastructureLayerSchema },
-  [DocumentKind.FUNCTIONAL_REQUIREMENT]: { key: "functional_requirement", case: "functionalRequirement", schema: FunctionalRequirementSchema },
+  [DocumentKind.FUNCTIONAL_REQUIREMENT]: {
+    key: "functional_requirement",
+    case: "functionalRequirement",
+    schema: FunctionalRequirementSchema,
+  },
   [DocumentKind.SERVICE]: { key: "service", case: "service", schema: ServiceSchema },
-  [DocumentKind.STACK_APPLICATION_TEMPLATE]: { key: "stack_application_template", case: "stackApplicationTemplate", schema: StackApplicationTemplateSchema },
-  [DocumentKind.STACK_INFRASTRUCTURE_TEMPLATE]: { key: "stack_infrastructure_template", case: "stackInfrastructureTemplate", schema: StackInfrastructureTemplateSchema },
+  [DocumentKind.STACK_APPLICATION_TEMPLATE]: {
+    key: "stack_application_template",
+    case: "stackApplicationTemplate",
+    schema: StackApplicationTemplateSchema,
+  },
+  [DocumentKind.STACK_INFRASTRUCTURE_TEMPLATE]: {
+    key: "stack_infrastructure_template",
+    case: "stackInfrastructureTemplate",
+    schema: StackInfrastructureTemplateSchema,
+  },
   [DocumentKind.POLICY_TEMPLATE]: { key: "policy_template", case: "policyTemplate", schema: PolicyTemplateSchema },
 } as const;
 
@@ -61,7 +73,9 @@ export function specToJson(doc: Document): JsonObject {
   const value = doc.spec.value;
   if (doc.spec.case === "stackInfrastructureTemplate") {
     // Computed targets are never written back into the user's document.
-    const clean = create(StackInfrastructureTemplateSchema, { infrastructureTargets: doc.spec.value.infrastructureTargets });
+    const clean = create(StackInfrastructureTemplateSchema, {
+      infrastructureTargets: doc.spec.value.infrastructureTargets,
+    });
     return toJson(StackInfrastructureTemplateSchema, clean) as JsonObject;
   }
   const codec = KIND_CODEC[kind as keyof typeof KIND_CODEC];

@@ -5,8 +5,8 @@ import {
   ApplyAction,
   ChangeType,
   type Document,
-  type DocumentKind,
   DocumentEventType,
+  type DocumentKind,
   DocumentSchema,
   type DocumentService,
   type InfrastructureLayer,
@@ -49,7 +49,11 @@ export interface DocumentServiceDeps {
   prepare?: (docs: Document[], signal: AbortSignal) => Promise<void>;
 }
 
-const ACTION = { created: ApplyAction.CREATED, updated: ApplyAction.UPDATED, unchanged: ApplyAction.UNCHANGED } as const;
+const ACTION = {
+  created: ApplyAction.CREATED,
+  updated: ApplyAction.UPDATED,
+  unchanged: ApplyAction.UNCHANGED,
+} as const;
 
 export function createDocumentService(deps: DocumentServiceDeps): Partial<ServiceImpl<typeof DocumentService>> {
   const { repo } = deps;
@@ -236,7 +240,9 @@ export function createDocumentService(deps: DocumentServiceDeps): Partial<Servic
       if (row === undefined) throw StacklError.notFound(`revision ${req.revision} of ${kind} "${req.name}"`);
       const doc = documentFromRevision(row);
       if (doc === undefined) {
-        throw StacklError.invalid([{ field: "revision", message: `revision ${req.revision} is a deletion; pick an earlier one` }]);
+        throw StacklError.invalid([
+          { field: "revision", message: `revision ${req.revision} is a deletion; pick an earlier one` },
+        ]);
       }
       const [outcome] = await repo.applyBatch(
         [

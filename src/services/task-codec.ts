@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Task, TaskSchema, TaskState } from "../../gen/stackl/v1/tasks_pb.js";
-import type { TaskRow, TaskState as StoredTaskState } from "../store/task-repo.js";
+import type { TaskState as StoredTaskState, TaskRow } from "../store/task-repo.js";
 
 export const TASK_STATE_TO_PROTO: Record<StoredTaskState, TaskState> = {
   pending: TaskState.PENDING,

@@ -3,7 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { TaskService } from "../../gen/stackl/v1/tasks_pb.js";
 import type { Bus } from "../bus/bus.js";
 import { StacklError } from "../errors.js";
-import { watchTask, waitForTask } from "../jobs/task-waiter.js";
+import { waitForTask, watchTask } from "../jobs/task-waiter.js";
 import { TASK_CANCEL_SUBJECT } from "../jobs/worker-pool.js";
 import type { ChangeNotifier } from "../store/change-notifier.js";
 import type { TaskRepo } from "../store/task-repo.js";
@@ -22,7 +22,9 @@ export function createTaskService(deps: TaskServiceDeps): Partial<ServiceImpl<ty
   return {
     async runTask(req, ctx) {
       if (!req.type.startsWith("system.")) {
-        throw StacklError.invalid([{ field: "type", message: "only built-in system.* task types can be run directly" }]);
+        throw StacklError.invalid([
+          { field: "type", message: "only built-in system.* task types can be run directly" },
+        ]);
       }
       const task = await repo.create(
         {

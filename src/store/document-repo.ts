@@ -90,8 +90,7 @@ class DryRunRollback extends Error {
   }
 }
 
-const DOC_COLUMNS =
-  "kind, name, revision, labels, description, spec, created_at, updated_at, created_by, updated_by";
+const DOC_COLUMNS = "kind, name, revision, labels, description, spec, created_at, updated_at, created_by, updated_by";
 const REV_COLUMNS =
   "kind, name, revision, sequence, operation, labels, description, spec, created_at, author, restored_from";
 
@@ -159,7 +158,8 @@ export class DocumentRepo {
     // References: satisfied by the batch itself or by stored documents.
     const inBatch = new Set(writes.map((w) => `${w.kind}/${w.name}`));
     const wanted = new Map<string, DocumentReference>();
-    for (const w of writes) for (const r of w.refs) if (!inBatch.has(`${r.kind}/${r.name}`)) wanted.set(`${r.kind}/${r.name}`, r);
+    for (const w of writes)
+      for (const r of w.refs) if (!inBatch.has(`${r.kind}/${r.name}`)) wanted.set(`${r.kind}/${r.name}`, r);
     if (wanted.size > 0) {
       const refs = [...wanted.values()];
       const found = await q.query<{ kind: string; name: string }>(
@@ -173,7 +173,10 @@ export class DocumentRepo {
         for (const r of w.refs) {
           const key = `${r.kind}/${r.name}`;
           if (!inBatch.has(key) && !exists.has(key)) {
-            missing.push({ field: `${w.path}.${r.field}`, message: `references ${r.kind} "${r.name}", which does not exist` });
+            missing.push({
+              field: `${w.path}.${r.field}`,
+              message: `references ${r.kind} "${r.name}", which does not exist`,
+            });
           }
         }
       }
@@ -275,7 +278,11 @@ export class DocumentRepo {
           throw new StacklError(
             ErrorCode.FailedPrecondition,
             `${kind} "${name}" is referenced by ${list.join(", ")}; delete or change those first`,
-            { details: { referrers: referrers.rows.map((r) => ({ kind: r.from_kind, name: r.from_name, field: r.field })) } },
+            {
+              details: {
+                referrers: referrers.rows.map((r) => ({ kind: r.from_kind, name: r.from_name, field: r.field })),
+              },
+            },
           );
         }
         const revision = Number(row.revision) + 1;
@@ -295,9 +302,13 @@ export class DocumentRepo {
   }
 
   async get(kind: string, name: string, signal?: AbortSignal): Promise<StoredDocument | undefined> {
-    const res = await this.db.query<DocRow>(`SELECT ${DOC_COLUMNS} FROM documents WHERE kind = $1 AND name = $2`, [kind, name], {
-      signal,
-    });
+    const res = await this.db.query<DocRow>(
+      `SELECT ${DOC_COLUMNS} FROM documents WHERE kind = $1 AND name = $2`,
+      [kind, name],
+      {
+        signal,
+      },
+    );
     const row = res.rows[0];
     return row === undefined ? undefined : toStored(row);
   }
@@ -306,7 +317,9 @@ export class DocumentRepo {
   async getMany(keys: Array<{ kind: string; name: string }>, signal?: AbortSignal): Promise<StoredDocument[]> {
     if (keys.length === 0) return [];
     const res = await this.db.query<DocRow>(
-      `SELECT ${DOC_COLUMNS.split(", ").map((c) => `d.${c}`).join(", ")} FROM documents d
+      `SELECT ${DOC_COLUMNS.split(", ")
+        .map((c) => `d.${c}`)
+        .join(", ")} FROM documents d
         JOIN unnest($1::text[], $2::text[]) AS k(kind, name) ON d.kind = k.kind AND d.name = k.name`,
       [keys.map((k) => k.kind), keys.map((k) => k.name)],
       { signal },
@@ -343,7 +356,12 @@ export class DocumentRepo {
     return res.rows.map(toStored);
   }
 
-  async getRevision(kind: string, name: string, revision: number, signal?: AbortSignal): Promise<RevisionRow | undefined> {
+  async getRevision(
+    kind: string,
+    name: string,
+    revision: number,
+    signal?: AbortSignal,
+  ): Promise<RevisionRow | undefined> {
     const res = await this.db.query<RevRow>(
       `SELECT ${REV_COLUMNS} FROM document_revisions WHERE kind = $1 AND name = $2 AND revision = $3`,
       [kind, name, revision],
@@ -393,10 +411,9 @@ export class DocumentRepo {
 }
 
 async function allocateSequences(q: Queryable, count: number): Promise<number> {
-  const res = await q.query<{ value: number }>(
-    "UPDATE document_sequence SET value = value + $1 RETURNING value",
-    [count],
-  );
+  const res = await q.query<{ value: number }>("UPDATE document_sequence SET value = value + $1 RETURNING value", [
+    count,
+  ]);
   const last = Number(res.rows[0]?.value);
   return last - count + 1;
 }

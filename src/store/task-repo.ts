@@ -124,7 +124,16 @@ export class TaskRepo {
                           created_at, updated_at, enqueued_at)
        VALUES ($1, $2, $3, 'pending', $4::jsonb, $5, $6, $7, $8, now(), now(), now())
        RETURNING ${COLUMNS}`,
-      [id, t.type, queue, JSON.stringify(t.input), t.maxAttempts ?? 5, t.timeoutMs ?? 3_600_000, t.requestedBy, t.stackInstance ?? null],
+      [
+        id,
+        t.type,
+        queue,
+        JSON.stringify(t.input),
+        t.maxAttempts ?? 5,
+        t.timeoutMs ?? 3_600_000,
+        t.requestedBy,
+        t.stackInstance ?? null,
+      ],
     );
     await q.query("INSERT INTO task_outbox (queue, task_id, epoch, created_at) VALUES ($1, $2, 0, now())", [queue, id]);
     await q.query("SELECT pg_notify($1, $2), pg_notify($3, '')", [TASK_CHANGES_CHANNEL, id, OUTBOX_CHANNEL]);
@@ -335,7 +344,11 @@ export class TaskRepo {
    * Takes up to `limit` outbox rows (SKIP LOCKED: relays in several processes never block each other), hands them to
    * `publish`, and deletes them only if `publish` resolves. Returns the number relayed.
    */
-  async relayOutbox(limit: number, publish: (rows: OutboxRow[]) => Promise<void>, signal?: AbortSignal): Promise<number> {
+  async relayOutbox(
+    limit: number,
+    publish: (rows: OutboxRow[]) => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<number> {
     return this.db.tx(
       async (q) => {
         const res = await q.query<{ id: number; queue: string; task_id: string; epoch: number }>(
@@ -345,7 +358,9 @@ export class TaskRepo {
           [limit],
         );
         if (res.rows.length === 0) return 0;
-        await publish(res.rows.map((r) => ({ id: Number(r.id), queue: r.queue, taskId: r.task_id, epoch: Number(r.epoch) })));
+        await publish(
+          res.rows.map((r) => ({ id: Number(r.id), queue: r.queue, taskId: r.task_id, epoch: Number(r.epoch) })),
+        );
         return res.rows.length;
       },
       { signal },

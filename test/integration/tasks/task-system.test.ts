@@ -76,7 +76,8 @@ async function effectsOf(ids: string[]): Promise<Map<string, { epoch: number; wo
     [ids],
   );
   const map = new Map<string, { epoch: number; worker: string }[]>();
-  for (const r of res.rows) map.set(r.task_id, [...(map.get(r.task_id) ?? []), { epoch: Number(r.epoch), worker: r.worker }]);
+  for (const r of res.rows)
+    map.set(r.task_id, [...(map.get(r.task_id) ?? []), { epoch: Number(r.epoch), worker: r.worker }]);
   return map;
 }
 
