@@ -67,7 +67,7 @@ async function measureAsync(label: string, engine: PolicyEngine): Promise<Row> {
     perSecond: Math.round((durations.length / elapsed) * 1000),
     meanMs: durations.reduce((a, b) => a + b, 0) / durations.length,
     p99Ms: durations[Math.floor(durations.length * 0.99)] ?? 0,
-    wasmMiB: 2,
+    wasmMiB: (await engine.load(builtinBundle("authz"))).stats().memoryBytes / 1024 / 1024,
   };
 }
 

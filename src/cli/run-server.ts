@@ -2,7 +2,7 @@ import type { Config } from "../config/config.js";
 import { describeConfig } from "../config/config.js";
 import { createLogger, type Logger } from "../observability/logger.js";
 import { createMetricsRegistry } from "../observability/metrics.js";
-import { type StacklServer, startServer } from "../server/create-server.js";
+import { readTls, type StacklServer, startServer } from "../server/create-server.js";
 import { VERSION } from "../version.js";
 import { buildRuntime, type RuntimeRole } from "./wiring.js";
 
@@ -24,6 +24,7 @@ export interface RunServerOptions {
  */
 export async function runServer(options: RunServerOptions): Promise<number> {
   const { config, role } = options;
+  await readTls(config); // an unreadable certificate fails now, before the store or the bus are opened
   const logger = createLogger({
     level: config.logLevel,
     base: { replica: config.replicaName },

@@ -118,7 +118,12 @@ function displayHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
-async function readTls(config: Config): Promise<{ cert: Buffer; key: Buffer } | undefined> {
+/**
+ * The configured TLS certificate and key, read from disk (`undefined` when TLS is off). Throws `ConfigError` naming
+ * STACKL_TLS_CERT or STACKL_TLS_KEY when a file cannot be read. Callers may run it early to fail before anything
+ * else starts; `startServer` runs it too.
+ */
+export async function readTls(config: Config): Promise<{ cert: Buffer; key: Buffer } | undefined> {
   if (config.tlsCertFile === undefined || config.tlsKeyFile === undefined) return undefined;
   const read = async (file: string, variable: string): Promise<Buffer> => {
     try {

@@ -115,19 +115,34 @@ requirements(alias) := object.get(services[alias], "resource_requirements", {})
 profiles := {requirements(alias) | some alias in aliases}
 
 # profile -> resource -> bytes; quantities that cannot be read are left out, so they never reject.
-profile_bytes := {profile: {resource: n |
+profile_bytes := {profile: {resource: quantity_bytes[quantity] |
 	some resource, quantity in profile
-	n := parse_bytes(quantity)
 } |
 	some profile in profiles
 }
 
 # target key -> resource -> bytes, likewise.
-available_bytes := {key: {resource: n |
+available_bytes := {key: {resource: quantity_bytes[quantity] |
 	some resource, quantity in object.get(target, "resources", {})
-	n := parse_bytes(quantity)
 } |
 	some key, target in infrastructure_targets
+}
+
+# Every distinct quantity of the input, parsed once: estates repeat a few sizes over thousands of targets, and each
+# parse is a call to the host.
+quantity_bytes := {quantity: n |
+	some quantity in quantities
+	n := parse_bytes(quantity)
+}
+
+quantities contains quantity if {
+	some profile in profiles
+	some quantity in profile
+}
+
+quantities contains quantity if {
+	some target in infrastructure_targets
+	some quantity in object.get(target, "resources", {})
 }
 
 # alias -> eligible target keys, sorted.

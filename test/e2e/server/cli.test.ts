@@ -30,14 +30,27 @@ after(() => {
   for (const child of children) if (child.exitCode === null && child.pid !== undefined) signalPid(child.pid, "SIGKILL");
 });
 
-/** Runs `stackl <args>` as a real process: the same Node, the repository's tsx, `src/main.ts`. */
+/**
+ * Runs `stackl <args>` as a real process: the same Node, the repository's tsx, `src/main.ts`, with its own data
+ * directory (removed when it exits) unless STACKL_DATA_DIR is given.
+ */
 function stackl(args: string[], env: Record<string, string | undefined> = {}): Stackl {
+  const dataDir = env.STACKL_DATA_DIR === undefined ? mkdtempSync(path.join(tmpdir(), "stackl-cli-")) : undefined;
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", ...args], {
     cwd: repoRoot,
-    env: { ...process.env, STACKL_PORT: undefined, STACKL_LOG_LEVEL: undefined, ...env },
+    env: {
+      ...process.env,
+      STACKL_PORT: undefined,
+      STACKL_LOG_LEVEL: undefined,
+      STACKL_DATABASE_URL: undefined,
+      STACKL_NATS_URL: undefined,
+      ...(dataDir === undefined ? {} : { STACKL_DATA_DIR: dataDir }),
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.push(child);
+  if (dataDir !== undefined) child.once("exit", () => rmSync(dataDir, { recursive: true, force: true }));
   const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters: { test: (l: string) => boolean; resolve: (l: string) => void }[] = [];
