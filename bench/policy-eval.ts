@@ -153,7 +153,8 @@ async function main(): Promise<void> {
   );
   rows.push(await measureAsync("authorize() (contract wrapper, both rules)", engine));
   if (HUGE) {
-    const input = withSortHints(estate({ services: 1000, targets: 10_000 }));
+    const raw = estate({ services: 1000, targets: 10_000 });
+    const input = withSortHints(raw);
     const label = "1,000 services × 10,000 targets";
     rows.push(
       measure(`orchestration.solution_groups ${label}`, orchestration, "orchestration/solution_groups", input, 10),
@@ -162,6 +163,15 @@ async function main(): Promise<void> {
       measure(`orchestration.rejection_groups ${label}`, orchestration, "orchestration/rejection_groups", input, 3),
     );
     rows.push(measure(`orchestration.solutions ${label}`, orchestration, "orchestration/solutions", input, 2));
+    rows.push(
+      measure(
+        `orchestration.solution_groups ${label} (no sort hints)`,
+        orchestration,
+        "orchestration/solution_groups",
+        raw,
+        2,
+      ),
+    );
   }
   print(rows);
   const s = orchestration.stats();

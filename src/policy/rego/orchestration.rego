@@ -73,7 +73,7 @@ solutions := {"fulfilled": true, "services": placement} if {
 
 # The same decision grouped by requirement profile: one entry per distinct `resource_requirements` with its aliases
 # (sorted) and eligible targets (sorted), in the order of each group's first alias. Far smaller than `solutions` when
-# many services share requirements (1,000 services × 10,000 targets: kilobytes instead of ~180 MB).
+# many services share requirements (1,000 services × 10,000 targets, 6 profiles: ~1 MB of JSON instead of ~180 MB).
 solution_groups := {"fulfilled": true, "groups": [group |
 	some alias in aliases
 	profile := requirements(alias)
