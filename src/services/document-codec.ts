@@ -76,11 +76,11 @@ export function specToJson(doc: Document): JsonObject {
     const clean = create(StackInfrastructureTemplateSchema, {
       infrastructureTargets: doc.spec.value.infrastructureTargets,
     });
-    return toJson(StackInfrastructureTemplateSchema, clean) as JsonObject;
+    return toJson(StackInfrastructureTemplateSchema, clean, { useProtoFieldName: true }) as JsonObject;
   }
   const codec = KIND_CODEC[kind as keyof typeof KIND_CODEC];
   // biome-ignore lint/suspicious/noExplicitAny: the codec table pairs each case with its schema.
-  return toJson(codec.schema as any, value as any) as JsonObject;
+  return toJson(codec.schema as any, value as any, { useProtoFieldName: true }) as JsonObject;
 }
 
 /** Builds a Document message from a stored row (current or revision). */

@@ -222,7 +222,7 @@ export function createDocumentService(deps: DocumentServiceDeps): Partial<Servic
           author: row.author,
           document: documentFromRevision(row),
           restoredFrom: BigInt(row.restoredFrom ?? 0),
-          changes: diffJson(diffableRevision(rows[i + 1]), diffableRevision(row)).map((c) => ({
+          changes: revisionChanges(diffableRevision(rows[i + 1]), diffableRevision(row)).map((c) => ({
             path: c.path,
             type: CHANGE[c.type],
             before: c.before === undefined ? undefined : fromJson(ValueSchema, c.before as JsonValue),
@@ -265,6 +265,13 @@ export function createDocumentService(deps: DocumentServiceDeps): Partial<Servic
       return { document: withComputed };
     },
   };
+}
+
+/** Field changes between two revisions; a whole document appearing or disappearing is one ADDED/REMOVED change. */
+function revisionChanges(before: unknown, after: unknown) {
+  if (before === null && after !== null) return [{ path: "", type: "added" as const, after }];
+  if (after === null && before !== null) return [{ path: "", type: "removed" as const, before }];
+  return diffJson(before, after);
 }
 
 const CHANGE = { added: ChangeType.ADDED, removed: ChangeType.REMOVED, changed: ChangeType.CHANGED } as const;

@@ -3,6 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { TaskService } from "../../gen/stackl/v1/tasks_pb.js";
 import type { Bus } from "../bus/bus.js";
 import { StacklError } from "../errors.js";
+import { SystemTaskType } from "../jobs/system-tasks.js";
 import { waitForTask, watchTask } from "../jobs/task-waiter.js";
 import { TASK_CANCEL_SUBJECT } from "../jobs/worker-pool.js";
 import type { ChangeNotifier } from "../store/change-notifier.js";
@@ -21,9 +22,10 @@ export function createTaskService(deps: TaskServiceDeps): Partial<ServiceImpl<ty
   const { repo } = deps;
   return {
     async runTask(req, ctx) {
-      if (!req.type.startsWith("system.")) {
+      const known: readonly string[] = Object.values(SystemTaskType);
+      if (!known.includes(req.type)) {
         throw StacklError.invalid([
-          { field: "type", message: "only built-in system.* task types can be run directly" },
+          { field: "type", message: `only built-in task types can be run directly: ${known.join(", ")}` },
         ]);
       }
       const task = await repo.create(

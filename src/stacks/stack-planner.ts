@@ -82,47 +82,8 @@ export async function planStack(loaded: LoadedStack, req: StackRequest, opts: Pl
     });
   }
 
-  // Service policies decide which functional requirements run on each target (intersection of all of them).
-  const planServices = async (
-    entries: Record<string, PlacedTarget[]>,
-    action: StepAction,
-  ): Promise<StepPlanService[]> => {
-    const out: StepPlanService[] = [];
-    for (const alias of aliases) {
-      const list = entries[alias];
-      const s = loaded.services.get(alias);
-      if (list === undefined || list.length === 0 || s === undefined) continue;
-      const declared = s.service.functionalRequirements;
-      let allowed: Map<string, Set<string>> | undefined;
-      if (s.service.servicePolicies.length > 0) {
-        allowed = new Map();
-        for (const t of list) {
-          const results: string[][] = [];
-          for (const sp of s.service.servicePolicies) {
-            results.push([
-              ...(await policies.serviceFilter(sp.name, {
-                inputs: sp.inputs,
-                functional_requirements: declared,
-                infrastructure_target: t.target,
-                service: alias,
-                action,
-                stack_instance: req.name,
-              })),
-            ]);
-          }
-          allowed.set(t.target, intersectFilters(declared, results));
-        }
-      }
-      out.push({
-        alias,
-        functionalRequirements: declared,
-        asGroup: new Set(declared.filter((fr) => s.functionalRequirements.get(fr)?.asGroup)),
-        targets: list.map((t) => t.target).sort(),
-        ...(allowed === undefined ? {} : { allowed }),
-      });
-    }
-    return out;
-  };
+  const planServices = (entries: Record<string, PlacedTarget[]>, action: StepAction) =>
+    stepServices(loaded, req.name, aliases, entries, action, policies);
 
   const steps: PlannedStep[] = [];
   if (placement.fulfilled) {
@@ -159,6 +120,68 @@ export async function planStack(loaded: LoadedStack, req: StackRequest, opts: Pl
     });
   }
   return { placement, services, steps, decisions: policies.decisions };
+}
+
+/**
+ * The services of a run with the functional requirements the service policies keep on each target (the
+ * intersection of every policy's `filter`, in declared order).
+ */
+export async function stepServices(
+  loaded: LoadedStack,
+  stackInstance: string,
+  aliases: readonly string[],
+  entries: Record<string, PlacedTarget[]>,
+  action: StepAction,
+  policies: RecordingPolicies,
+): Promise<StepPlanService[]> {
+  const out: StepPlanService[] = [];
+  for (const alias of aliases) {
+    const list = entries[alias];
+    const s = loaded.services.get(alias);
+    if (list === undefined || list.length === 0 || s === undefined) continue;
+    const declared = s.service.functionalRequirements;
+    let allowed: Map<string, Set<string>> | undefined;
+    if (s.service.servicePolicies.length > 0) {
+      allowed = new Map();
+      for (const t of list) {
+        const results: string[][] = [];
+        for (const sp of s.service.servicePolicies) {
+          results.push([
+            ...(await policies.serviceFilter(sp.name, {
+              inputs: sp.inputs,
+              functional_requirements: declared,
+              infrastructure_target: t.target,
+              service: alias,
+              action,
+              stack_instance: stackInstance,
+            })),
+          ]);
+        }
+        allowed.set(t.target, intersectFilters(declared, results));
+      }
+    }
+    out.push({
+      alias,
+      functionalRequirements: declared,
+      asGroup: new Set(declared.filter((fr) => s.functionalRequirements.get(fr)?.asGroup)),
+      targets: list.map((t) => t.target).sort(),
+      ...(allowed === undefined ? {} : { allowed }),
+    });
+  }
+  return out;
+}
+
+/** Steps tearing down `entries` (whole instance on delete, or removed services), in exact reverse order. */
+export async function teardownSteps(
+  loaded: LoadedStack,
+  stackInstance: string,
+  entries: Record<string, PlacedTarget[]>,
+  stages: StackRequest["stages"],
+): Promise<{ steps: PlannedStep[]; decisions: DecisionRecord[] }> {
+  const policies = new RecordingPolicies(loaded.policyTemplates, { stackInstance });
+  const services = await stepServices(loaded, stackInstance, loaded.order, entries, "delete", policies);
+  const steps = planSteps(services, loaded.order, stages, "delete").map((s) => ({ ...s, key: `delete:${s.key}` }));
+  return { steps, decisions: policies.decisions };
 }
 
 /** Update and create steps of the same stage interleave by service and functional requirement position. */

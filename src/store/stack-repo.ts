@@ -27,6 +27,8 @@ export interface StackSpecJson {
   replicas: Record<string, number>;
   extraServices: { name: string; service: string }[];
   stages: { name: string; services: string[] }[];
+  /** Extra services removed by the latest update, torn down by its run. */
+  teardown?: { name: string; service: string }[];
 }
 
 export interface StackRow {
