@@ -10,7 +10,11 @@ import { compileRegoPolicy } from "./rego-compiler.js";
  * (older pre-1.0 syntax accepted). Without opa, the template is stored uncompiled and placement that needs it fails
  * with a clear message. Errors name the field (`documents[i].document.policy_template.…`).
  */
-export async function compilePolicyTemplates(docs: readonly Document[], logger: Logger, signal: AbortSignal): Promise<void> {
+export async function compilePolicyTemplates(
+  docs: readonly Document[],
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<void> {
   const opa = findOpa();
   for (const [i, doc] of docs.entries()) {
     if (doc.spec.case !== "policyTemplate") continue;

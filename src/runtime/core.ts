@@ -10,8 +10,10 @@ import { WorkerPool } from "../jobs/worker-pool.js";
 import type { Logger } from "../observability/logger.js";
 import { ChangeNotifier } from "../store/change-notifier.js";
 import type { Db } from "../store/db.js";
+import { DecisionRepo } from "../store/decision-repo.js";
 import { DocumentRepo } from "../store/document-repo.js";
 import { openDb } from "../store/open-db.js";
+import { StackRepo } from "../store/stack-repo.js";
 import { TaskRepo } from "../store/task-repo.js";
 
 /** The parts every STACKL process shares: store, bus, repositories, and the task system's background loops. */
@@ -23,6 +25,8 @@ export interface Core {
   readonly notifier: ChangeNotifier;
   readonly documentRepo: DocumentRepo;
   readonly taskRepo: TaskRepo;
+  readonly stackRepo: StackRepo;
+  readonly decisionRepo: DecisionRepo;
   readonly registry: TaskRegistry;
   readonly logger: Logger;
   /** Starts a worker pool on the configured queue in this process. */
@@ -68,6 +72,8 @@ export async function openCore(config: Config, logger: Logger, signal: AbortSign
     notifier,
     documentRepo: new DocumentRepo(db),
     taskRepo,
+    stackRepo: new StackRepo(db),
+    decisionRepo: new DecisionRepo(db),
     registry,
     logger,
     async startWorkers(concurrency) {

@@ -14,7 +14,10 @@ import { documentFromStored } from "./document-codec.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import { principalOf } from "./principal.js";
 
-export function createPolicyService(deps: { documents: DocumentRepo; decisions: DecisionRepo }): Partial<ServiceImpl<typeof PolicyService>> {
+export function createPolicyService(deps: {
+  documents: DocumentRepo;
+  decisions: DecisionRepo;
+}): Partial<ServiceImpl<typeof PolicyService>> {
   return {
     async evaluatePolicy(req, ctx) {
       if (req.policy === "") throw StacklError.invalid([{ field: "policy", message: "is required" }]);
@@ -30,7 +33,9 @@ export function createPolicyService(deps: { documents: DocumentRepo; decisions: 
         if (row === undefined) throw StacklError.notFound(`policy template "${req.policy}"`);
         const template = documentFromStored(row).spec.value as PolicyTemplate;
         if (template.bundle.length === 0) {
-          throw StacklError.invalid([{ field: "policy", message: `policy template "${req.policy}" has no compiled bundle` }]);
+          throw StacklError.invalid([
+            { field: "policy", message: `policy template "${req.policy}" has no compiled bundle` },
+          ]);
         }
         bundle = template.bundle;
         packageName = req.policy;
@@ -65,8 +70,17 @@ export function createPolicyService(deps: { documents: DocumentRepo; decisions: 
 
     async listDecisions(req, ctx) {
       const limit = pageSize(req.pageSize);
-      const before = decodePageToken(req.pageToken, (v): v is { createdAt: string; id: string } => typeof (v as { id?: unknown })?.id === "string");
-      const rows = await deps.decisions.list({ policy: req.policy, stackInstance: req.stackInstance, limit: limit + 1, before, signal: ctx.signal });
+      const before = decodePageToken(
+        req.pageToken,
+        (v): v is { createdAt: string; id: string } => typeof (v as { id?: unknown })?.id === "string",
+      );
+      const rows = await deps.decisions.list({
+        policy: req.policy,
+        stackInstance: req.stackInstance,
+        limit: limit + 1,
+        before,
+        signal: ctx.signal,
+      });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {
@@ -84,7 +98,8 @@ export function createPolicyService(deps: { documents: DocumentRepo; decisions: 
           rpc: d.rpc ?? "",
           bundleSha256: d.bundleSha256 ?? "",
         })),
-        nextPageToken: rows.length > limit && last ? encodePageToken({ createdAt: last.createdAt.toISOString(), id: last.id }) : "",
+        nextPageToken:
+          rows.length > limit && last ? encodePageToken({ createdAt: last.createdAt.toISOString(), id: last.id }) : "",
       };
     },
   };

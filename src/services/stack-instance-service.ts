@@ -3,17 +3,24 @@ import { durationMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { StackInstanceService, StackInstanceSpec } from "../../gen/stackl/v1/stack_instances_pb.js";
 import type { Bus } from "../bus/bus.js";
+import type { PlannedStep } from "../domain/stack/step-plan.js";
 import { ErrorCode, StacklError } from "../errors.js";
 import { waitForTask } from "../jobs/task-waiter.js";
 import { TASK_CANCEL_SUBJECT } from "../jobs/worker-pool.js";
-import { type StackRequest, loadStack } from "../stacks/stack-loader.js";
+import { loadStack, type StackRequest } from "../stacks/stack-loader.js";
 import { planStack, teardownSteps } from "../stacks/stack-planner.js";
 import { requestOf, STACK_RUN_TASK, type StackRunInput } from "../stacks/stack-run.js";
 import { type ChangeNotifier, WakeLatch } from "../store/change-notifier.js";
 import type { DecisionRepo } from "../store/decision-repo.js";
 import type { DocumentRepo } from "../store/document-repo.js";
-import { type NewStep, STACK_CHANGES_CHANNEL, type StackRepo, type StackRow, type StackSpecJson, type StepStatus } from "../store/stack-repo.js";
-import type { PlannedStep } from "../domain/stack/step-plan.js";
+import {
+  type NewStep,
+  STACK_CHANGES_CHANNEL,
+  type StackRepo,
+  type StackRow,
+  type StackSpecJson,
+  type StepStatus,
+} from "../store/stack-repo.js";
 import type { TaskRepo, TaskRow } from "../store/task-repo.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import { principalOf } from "./principal.js";
@@ -34,9 +41,15 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 function specOf(spec: StackInstanceSpec | undefined): StackRequest {
   if (spec === undefined) throw StacklError.invalid([{ field: "spec", message: "is required" }]);
   const violations = [];
-  if (!NAME.test(spec.name)) violations.push({ field: "spec.name", message: "1-63 letters, digits, '_' or '-', starting with a letter or digit" });
-  if (spec.stackApplicationTemplate === "") violations.push({ field: "spec.stack_application_template", message: "is required" });
-  if (spec.stackInfrastructureTemplate === "") violations.push({ field: "spec.stack_infrastructure_template", message: "is required" });
+  if (!NAME.test(spec.name))
+    violations.push({
+      field: "spec.name",
+      message: "1-63 letters, digits, '_' or '-', starting with a letter or digit",
+    });
+  if (spec.stackApplicationTemplate === "")
+    violations.push({ field: "spec.stack_application_template", message: "is required" });
+  if (spec.stackInfrastructureTemplate === "")
+    violations.push({ field: "spec.stack_infrastructure_template", message: "is required" });
   if (violations.length > 0) throw StacklError.invalid(violations);
   return {
     name: spec.name,
@@ -81,13 +94,18 @@ function toNewSteps(steps: readonly PlannedStep[]): NewStep[] {
   }));
 }
 
-export function createStackInstanceService(deps: StackInstanceServiceDeps): Partial<ServiceImpl<typeof StackInstanceService>> {
+export function createStackInstanceService(
+  deps: StackInstanceServiceDeps,
+): Partial<ServiceImpl<typeof StackInstanceService>> {
   const { stacks, documents, tasks, decisions } = deps;
 
   async function view(name: string, signal: AbortSignal) {
     const row = await stacks.get(name, undefined, signal);
     if (row === undefined) throw StacklError.notFound(`stack instance "${name}"`);
-    const [steps, outputs] = await Promise.all([stacks.steps(name, row.generation, signal), stacks.outputs(name, signal)]);
+    const [steps, outputs] = await Promise.all([
+      stacks.steps(name, row.generation, signal),
+      stacks.outputs(name, signal),
+    ]);
     return stackToProto(row, steps, outputs);
   }
 
@@ -134,7 +152,11 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
       const loaded = await loadStack(documents, request, ctx.signal);
       const existing = await stacks.get(request.name, undefined, ctx.signal);
       const previous = existing && existing.state !== "deleted" ? existing.placement : undefined;
-      const plan = await planStack(loaded, request, { action: previous ? "update" : "create", previous, applyReplicas: true });
+      const plan = await planStack(loaded, request, {
+        action: previous ? "update" : "create",
+        previous,
+        applyReplicas: true,
+      });
       const ids = await decisions.record(plan.decisions, ctx.signal);
       return { plan: planToProto(plan, ids) };
     },
@@ -143,7 +165,10 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
       const request = specOf(req.spec);
       const existing = await stacks.get(request.name, undefined, ctx.signal);
       if (existing !== undefined && existing.state !== "deleted") {
-        throw new StacklError(ErrorCode.AlreadyExists, `stack instance "${request.name}" already exists; update it instead`);
+        throw new StacklError(
+          ErrorCode.AlreadyExists,
+          `stack instance "${request.name}" already exists; update it instead`,
+        );
       }
       const loaded = await loadStack(documents, request, ctx.signal);
       const plan = await planStack(loaded, request, { action: "create", applyReplicas: true });
@@ -179,7 +204,10 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
       const row = await stacks.get(req.name, undefined, ctx.signal);
       if (row === undefined || row.state === "deleted") throw StacklError.notFound(`stack instance "${req.name}"`);
       if (req.expectedGeneration !== undefined && BigInt(row.generation) !== req.expectedGeneration) {
-        throw new StacklError(ErrorCode.Conflict, `expected generation ${req.expectedGeneration}, the instance is at ${row.generation}`);
+        throw new StacklError(
+          ErrorCode.Conflict,
+          `expected generation ${req.expectedGeneration}, the instance is at ${row.generation}`,
+        );
       }
       const current = requestOf(row);
       const merge = <T extends object>(a: Record<string, T>, b: Record<string, T>) => {
@@ -191,7 +219,10 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
         ...current,
         params: { ...current.params, ...(req.params ?? {}) },
         secrets: { ...current.secrets, ...req.secrets },
-        serviceParams: merge(current.serviceParams, Object.fromEntries(Object.entries(req.serviceParams).map(([k, v]) => [k, v ?? {}]))),
+        serviceParams: merge(
+          current.serviceParams,
+          Object.fromEntries(Object.entries(req.serviceParams).map(([k, v]) => [k, v ?? {}])),
+        ),
         serviceSecrets: merge(
           current.serviceSecrets,
           Object.fromEntries(Object.entries(req.serviceSecrets).map(([k, v]) => [k, { ...v.secrets }])),
@@ -200,7 +231,8 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
         replicas: { ...current.replicas, ...req.replicas },
         // As the original: the request lists the extra services wanted; extras it omits are torn down.
         extraServices: req.services.map((s) => ({ name: s.name, service: s.service })),
-        stages: req.stages.length > 0 ? req.stages.map((s) => ({ name: s.name, services: [...s.services] })) : current.stages,
+        stages:
+          req.stages.length > 0 ? req.stages.map((s) => ({ name: s.name, services: [...s.services] })) : current.stages,
       };
       const removedExtras = current.extraServices.filter((e) => !request.extraServices.some((n) => n.name === e.name));
       const loaded = await loadStack(documents, request, ctx.signal);
@@ -209,16 +241,25 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
       let steps = plan.steps;
       const recorded = [...plan.decisions];
       if (removedExtras.length > 0 && plan.placement.fulfilled) {
-        const withRemoved = await loadStack(documents, { ...request, extraServices: [...request.extraServices, ...removedExtras] }, ctx.signal);
+        const withRemoved = await loadStack(
+          documents,
+          { ...request, extraServices: [...request.extraServices, ...removedExtras] },
+          ctx.signal,
+        );
         const gone = Object.fromEntries(removedExtras.map((e) => [e.name, row.placement[e.name] ?? []]));
         const teardown = await teardownSteps(withRemoved, request.name, gone, request.stages);
         recorded.push(...teardown.decisions);
         const shift = teardown.steps.length > 0 ? Math.max(...teardown.steps.map((s) => s.stageIndex)) + 1 : 0;
-        steps = [...teardown.steps, ...steps.map((s) => ({ ...s, stageIndex: s.stageIndex + shift }))].map((s, i) => ({ ...s, order: i }));
+        steps = [...teardown.steps, ...steps.map((s) => ({ ...s, stageIndex: s.stageIndex + shift }))].map((s, i) => ({
+          ...s,
+          order: i,
+        }));
       }
       const ids = await decisions.record(recorded, ctx.signal);
       if (!plan.placement.fulfilled) {
-        throw new StacklError(ErrorCode.PolicyRejected, `placement failed: ${plan.placement.message}`, { details: { decision_ids: ids } });
+        throw new StacklError(ErrorCode.PolicyRejected, `placement failed: ${plan.placement.message}`, {
+          details: { decision_ids: ids },
+        });
       }
       const generation = row.generation + 1;
       const spec = { ...specJson(request), teardown: removedExtras };
@@ -234,13 +275,25 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
       if (req.disableInvocation) {
         // Record the change without running anything: steps keep their last known status.
         await stacks.tx(async (q) => {
-          await stacks.upsert(q, { ...base, state: row.state, reason: row.reason, taskId: row.taskId, spec: specJson(request) });
+          await stacks.upsert(q, {
+            ...base,
+            state: row.state,
+            reason: row.reason,
+            taskId: row.taskId,
+            spec: specJson(request),
+          });
           const prevSteps = await stacks.steps(row.name, row.generation);
           await stacks.insertSteps(q, row.name, generation, prevSteps);
         }, ctx.signal);
         return { instance: await view(row.name, ctx.signal), plan: planToProto(plan, ids) };
       }
-      const task = await startRun(ctx, { ...base, state: "pending", reason: "" }, toNewSteps(steps), { name: row.name, generation, action: "update", force: false }, row.taskId);
+      const task = await startRun(
+        ctx,
+        { ...base, state: "pending", reason: "" },
+        toNewSteps(steps),
+        { name: row.name, generation, action: "update", force: false },
+        row.taskId,
+      );
       const final = await maybeWait(task, req.wait, ctx.signal);
       return { task: taskToProto(final), instance: await view(row.name, ctx.signal), plan: planToProto(plan, ids) };
     },
@@ -269,7 +322,10 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
 
     async listStackInstances(req, ctx) {
       const limit = pageSize(req.pageSize);
-      const after = decodePageToken(req.pageToken, (v): v is { after: string } => typeof (v as { after?: unknown })?.after === "string");
+      const after = decodePageToken(
+        req.pageToken,
+        (v): v is { after: string } => typeof (v as { after?: unknown })?.after === "string",
+      );
       const rows = await stacks.list({
         states: req.states.map((s, i) => stackStateFromProto(s, `states[${i}]`)),
         limit: limit + 1,
@@ -290,7 +346,12 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
         let last = "";
         for (;;) {
           const instance = await view(req.name, ctx.signal);
-          const stamp = JSON.stringify([instance.state, instance.generation, instance.steps.map((s) => [s.status, s.jobId]), instance.instanceOutputs]);
+          const stamp = JSON.stringify([
+            instance.state,
+            instance.generation,
+            instance.steps.map((s) => [s.status, s.jobId]),
+            instance.instanceOutputs,
+          ]);
           if (stamp !== last) {
             last = stamp;
             yield { instance };
@@ -306,11 +367,20 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
       const row = await stacks.get(req.stackInstance, undefined, ctx.signal);
       if (row === undefined) throw StacklError.notFound(`stack instance "${req.stackInstance}"`);
       const placed = row.placement[req.service];
-      if (placed === undefined) throw StacklError.invalid([{ field: "service", message: `no service alias "${req.service}" in the instance` }]);
+      if (placed === undefined)
+        throw StacklError.invalid([{ field: "service", message: `no service alias "${req.service}" in the instance` }]);
       if (!placed.some((p) => p.target === req.infrastructureTarget)) {
-        throw StacklError.invalid([{ field: "infrastructure_target", message: `${req.service} does not run on "${req.infrastructureTarget}"` }]);
+        throw StacklError.invalid([
+          { field: "infrastructure_target", message: `${req.service} does not run on "${req.infrastructureTarget}"` },
+        ]);
       }
-      await stacks.addOutputs(req.stackInstance, req.service, [req.infrastructureTarget], req.outputs ?? {}, ctx.signal);
+      await stacks.addOutputs(
+        req.stackInstance,
+        req.service,
+        [req.infrastructureTarget],
+        req.outputs ?? {},
+        ctx.signal,
+      );
       return { instance: await view(req.stackInstance, ctx.signal) };
     },
 
@@ -322,12 +392,20 @@ export function createStackInstanceService(deps: StackInstanceServiceDeps): Part
         throw new StacklError(ErrorCode.FailedPrecondition, `a run of "${req.name}" is in progress (task ${prev.id})`);
       }
       const steps = await stacks.steps(row.name, row.generation, ctx.signal);
-      const action = steps.every((s) => s.action === "delete") && steps.length > 0 ? "delete" : steps.some((s) => s.action === "create") ? "create" : "update";
+      const action =
+        steps.every((s) => s.action === "delete") && steps.length > 0
+          ? "delete"
+          : steps.some((s) => s.action === "create")
+            ? "create"
+            : "update";
       const generation = row.generation + 1;
       const task = await startRun(
         ctx,
         { ...row, state: "pending", reason: "", generation },
-        steps.map((s) => ({ ...s, status: (s.status === "ready" ? "ready" : s.skipReason ? "skipped" : "pending") as StepStatus })),
+        steps.map((s) => ({
+          ...s,
+          status: (s.status === "ready" ? "ready" : s.skipReason ? "skipped" : "pending") as StepStatus,
+        })),
         { name: row.name, generation, action, force: false },
         null,
       );

@@ -62,10 +62,15 @@ export class RecordingPolicies implements PlacementPolicies {
   }
 
   async orchestration(input: JsonObject) {
-    const value = this.record("orchestration", input, await orchestrationSolutions(input as unknown as OrchestrationInput));
+    const value = this.record(
+      "orchestration",
+      input,
+      await orchestrationSolutions(input as unknown as OrchestrationInput),
+    );
     if (!value.fulfilled) return { fulfilled: false as const, msg: value.msg };
     const services: Record<string, { service: string; targets: readonly string[] }> = {};
-    for (const [alias, s] of Object.entries(value.services)) services[alias] = { service: s.service, targets: s.targets };
+    for (const [alias, s] of Object.entries(value.services))
+      services[alias] = { service: s.service, targets: s.targets };
     return { fulfilled: true as const, services };
   }
 
@@ -86,7 +91,11 @@ export class RecordingPolicies implements PlacementPolicies {
 
   async satPolicy(name: string, input: JsonObject) {
     const policy = this.userPolicy(name, `stack_application_template.policies["${name}"]`);
-    const value = this.record("sat_policy", input, await satPolicySolutions(policy, input as unknown as SatPolicyInput));
+    const value = this.record(
+      "sat_policy",
+      input,
+      await satPolicySolutions(policy, input as unknown as SatPolicyInput),
+    );
     if (!value.fulfilled) return { fulfilled: false as const, msg: value.msg };
     return { fulfilled: true as const, targets: value.targets };
   }
@@ -95,7 +104,8 @@ export class RecordingPolicies implements PlacementPolicies {
     const value = this.record("replicas", input, await replicasSolutions(input as unknown as ReplicasInput));
     if (!value.fulfilled) return { fulfilled: false as const, msg: value.msg };
     const services: Record<string, { service: string; targets: readonly string[] }> = {};
-    for (const [alias, s] of Object.entries(value.services)) services[alias] = { service: s.service, targets: s.targets };
+    for (const [alias, s] of Object.entries(value.services))
+      services[alias] = { service: s.service, targets: s.targets };
     return { fulfilled: true as const, services };
   }
 

@@ -49,18 +49,28 @@ export interface LoadedStack {
 /** Loads the SAT, the SIT (with targets computed from the current layers), services, FRs and policy templates. */
 export async function loadStack(repo: DocumentRepo, req: StackRequest, signal?: AbortSignal): Promise<LoadedStack> {
   const violations: FieldViolation[] = [];
-  const [satRow, sitRow] = await repo.getMany(
-    [
-      { kind: "stack_application_template", name: req.sat },
-      { kind: "stack_infrastructure_template", name: req.sit },
-    ],
-    signal,
-  ).then((rows) => [
-    rows.find((r) => r.kind === "stack_application_template"),
-    rows.find((r) => r.kind === "stack_infrastructure_template"),
-  ]);
-  if (satRow === undefined) violations.push({ field: "spec.stack_application_template", message: `stack application template "${req.sat}" does not exist` });
-  if (sitRow === undefined) violations.push({ field: "spec.stack_infrastructure_template", message: `stack infrastructure template "${req.sit}" does not exist` });
+  const [satRow, sitRow] = await repo
+    .getMany(
+      [
+        { kind: "stack_application_template", name: req.sat },
+        { kind: "stack_infrastructure_template", name: req.sit },
+      ],
+      signal,
+    )
+    .then((rows) => [
+      rows.find((r) => r.kind === "stack_application_template"),
+      rows.find((r) => r.kind === "stack_infrastructure_template"),
+    ]);
+  if (satRow === undefined)
+    violations.push({
+      field: "spec.stack_application_template",
+      message: `stack application template "${req.sat}" does not exist`,
+    });
+  if (sitRow === undefined)
+    violations.push({
+      field: "spec.stack_infrastructure_template",
+      message: `stack infrastructure template "${req.sit}" does not exist`,
+    });
   if (satRow === undefined || sitRow === undefined) throw StacklError.invalid(violations);
   const sat = documentFromStored(satRow).spec.value as StackApplicationTemplate;
   const sit = documentFromStored(sitRow).spec.value as StackInfrastructureTemplate;
@@ -68,19 +78,26 @@ export async function loadStack(repo: DocumentRepo, req: StackRequest, signal?: 
   const refs = sat.services.map((s) => ({ name: s.name, service: s.service }));
   const seen = new Set(refs.map((r) => r.name));
   req.extraServices.forEach((e, i) => {
-    if (seen.has(e.name)) violations.push({ field: `spec.services[${i}].name`, message: `alias "${e.name}" is already used by the template` });
+    if (seen.has(e.name))
+      violations.push({
+        field: `spec.services[${i}].name`,
+        message: `alias "${e.name}" is already used by the template`,
+      });
     seen.add(e.name);
     refs.push(e);
   });
   for (const [alias] of Object.entries(req.replicas)) {
-    if (!seen.has(alias)) violations.push({ field: `spec.replicas["${alias}"]`, message: `no service alias "${alias}" in the stack` });
+    if (!seen.has(alias))
+      violations.push({ field: `spec.replicas["${alias}"]`, message: `no service alias "${alias}" in the stack` });
   }
   for (const [alias, n] of Object.entries(req.replicas)) {
-    if (!Number.isInteger(n) || n < 0) violations.push({ field: `spec.replicas["${alias}"]`, message: "must be a whole number >= 0" });
+    if (!Number.isInteger(n) || n < 0)
+      violations.push({ field: `spec.replicas["${alias}"]`, message: "must be a whole number >= 0" });
   }
   req.stages.forEach((st, i) =>
     st.services.forEach((a, j) => {
-      if (!seen.has(a)) violations.push({ field: `spec.stages[${i}].services[${j}]`, message: `no service alias "${a}" in the stack` });
+      if (!seen.has(a))
+        violations.push({ field: `spec.stages[${i}].services[${j}]`, message: `no service alias "${a}" in the stack` });
     }),
   );
 
@@ -94,7 +111,11 @@ export async function loadStack(repo: DocumentRepo, req: StackRequest, signal?: 
   const rows = await repo.getMany([...layerKeys, ...serviceKeys], signal);
   const byKey = new Map(rows.map((r) => [`${r.kind}/${r.name}`, documentFromStored(r).spec.value]));
   const layer = (kind: string) => (name: string) => byKey.get(`${kind}/${name}`) as InfrastructureLayer | undefined;
-  const computed = computeTargets(sit, { environment: layer("environment"), location: layer("location"), zone: layer("zone") });
+  const computed = computeTargets(sit, {
+    environment: layer("environment"),
+    location: layer("location"),
+    zone: layer("zone"),
+  });
   violations.push(...computed.violations);
 
   const frNames = new Set<string>();
@@ -113,7 +134,10 @@ export async function loadStack(repo: DocumentRepo, req: StackRequest, signal?: 
     services.set(r.name, { alias: r.name, serviceName: r.service, service: svc, functionalRequirements: new Map() });
   });
   const more = await repo.getMany(
-    [...[...frNames].map((name) => ({ kind: "functional_requirement", name })), ...[...policyNames].map((name) => ({ kind: "policy_template", name }))],
+    [
+      ...[...frNames].map((name) => ({ kind: "functional_requirement", name })),
+      ...[...policyNames].map((name) => ({ kind: "policy_template", name })),
+    ],
     signal,
   );
   const frs = new Map<string, FunctionalRequirement>();
@@ -126,7 +150,11 @@ export async function loadStack(repo: DocumentRepo, req: StackRequest, signal?: 
   for (const s of services.values()) {
     for (const fr of s.service.functionalRequirements) {
       const doc = frs.get(fr);
-      if (doc === undefined) violations.push({ field: `services["${s.alias}"].functional_requirements`, message: `functional requirement "${fr}" does not exist` });
+      if (doc === undefined)
+        violations.push({
+          field: `services["${s.alias}"].functional_requirements`,
+          message: `functional requirement "${fr}" does not exist`,
+        });
       else s.functionalRequirements.set(fr, doc);
     }
   }

@@ -1,7 +1,13 @@
 import { type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { ListValueSchema } from "@bufbuild/protobuf/wkt";
 import { type PlacementPlan, planPlacement } from "../domain/stack/placement.js";
-import { intersectFilters, type PlannedStep, planSteps, type StepAction, type StepPlanService } from "../domain/stack/step-plan.js";
+import {
+  intersectFilters,
+  type PlannedStep,
+  planSteps,
+  type StepAction,
+  type StepPlanService,
+} from "../domain/stack/step-plan.js";
 import type { DecisionRecord } from "../store/decision-repo.js";
 import type { PlacedTarget } from "../store/stack-repo.js";
 import { RecordingPolicies } from "./placement-policies.js";
@@ -40,7 +46,12 @@ export async function planStack(loaded: LoadedStack, req: StackRequest, opts: Pl
       services: aliases.map((a) => {
         const s = loaded.services.get(a);
         if (s === undefined) throw new Error(`unloaded service ${a}`);
-        return { alias: a, serviceName: s.serviceName, service: s.service, functionalRequirements: s.functionalRequirements };
+        return {
+          alias: a,
+          serviceName: s.serviceName,
+          service: s.service,
+          functionalRequirements: s.functionalRequirements,
+        };
       }),
       targets: loaded.targets,
       requiredTags: req.tags,
@@ -187,7 +198,8 @@ export async function teardownSteps(
 /** Update and create steps of the same stage interleave by service and functional requirement position. */
 function mergeForward(update: PlannedStep[], create: PlannedStep[]): PlannedStep[] {
   return [...update, ...create].sort(
-    (a, b) => a.stageIndex - b.stageIndex || a.serviceIndex - b.serviceIndex || a.frIndex - b.frIndex || a.order - b.order,
+    (a, b) =>
+      a.stageIndex - b.stageIndex || a.serviceIndex - b.serviceIndex || a.frIndex - b.frIndex || a.order - b.order,
   );
 }
 
@@ -197,5 +209,7 @@ export function templateHosts(params: JsonObject, replicaIndex: number): string[
   if (typeof pattern !== "string" || pattern === "") return [];
   const n = typeof params.instances === "number" && params.instances > 0 ? Math.floor(params.instances) : 1;
   const two = (i: number) => String(i).padStart(2, "0");
-  return Array.from({ length: n }, (_, h) => pattern.replaceAll("{ri}", two(replicaIndex + 1)).replaceAll("{hi}", two(h + 1)));
+  return Array.from({ length: n }, (_, h) =>
+    pattern.replaceAll("{ri}", two(replicaIndex + 1)).replaceAll("{hi}", two(h + 1)),
+  );
 }

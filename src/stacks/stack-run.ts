@@ -5,8 +5,8 @@ import { mergeParameters, mergeSecrets } from "../domain/stack/service-parameter
 import type { AbortCause, TaskContext, TaskHandler, TaskOutcome } from "../jobs/task-handler.js";
 import type { DocumentRepo } from "../store/document-repo.js";
 import type { RunFence, StackRepo, StackRow, StepRow } from "../store/stack-repo.js";
-import type { StepDispatcher } from "./step-dispatcher.js";
 import { type LoadedStack, loadStack, type StackRequest } from "./stack-loader.js";
+import type { StepDispatcher } from "./step-dispatcher.js";
 
 /** The task type that executes a stack instance's run (create, update or delete). */
 export const STACK_RUN_TASK = "stack_instance.run";
@@ -70,7 +70,16 @@ export function createStackRunHandler(deps: {
       const aliases = [...new Set(inStage.map((s) => s.service))];
       const results = await Promise.all(
         aliases.map((alias) =>
-          runService(inStage.filter((s) => s.service === alias), row, loaded, input, fence, deps, ctx, failures),
+          runService(
+            inStage.filter((s) => s.service === alias),
+            row,
+            loaded,
+            input,
+            fence,
+            deps,
+            ctx,
+            failures,
+          ),
         ),
       );
       if (ctx.signal.aborted) break;
@@ -89,7 +98,12 @@ export function createStackRunHandler(deps: {
     const reason = failures.join("; ");
     if (input.action === "delete") {
       if (failures.length === 0 || input.force) {
-        await deps.stacks.setState(fence, input.name, "deleted", input.force && failures.length > 0 ? `force-deleted; failed: ${reason}` : "");
+        await deps.stacks.setState(
+          fence,
+          input.name,
+          "deleted",
+          input.force && failures.length > 0 ? `force-deleted; failed: ${reason}` : "",
+        );
       } else {
         await deps.stacks.setState(fence, input.name, "failed", `delete failed: ${reason}`);
       }
@@ -103,7 +117,8 @@ export function createStackRunHandler(deps: {
 
 async function skipAll(stacks: StackRepo, fence: RunFence, steps: StepRow[], reason: string): Promise<void> {
   for (const s of steps) {
-    if (s.status === "pending") await stacks.updateStep(fence, s.id, { status: "skipped", error: reason, finished: true });
+    if (s.status === "pending")
+      await stacks.updateStep(fence, s.id, { status: "skipped", error: reason, finished: true });
   }
 }
 
@@ -156,7 +171,10 @@ async function runStep(
       await deps.stacks.updateStep(fence, step.id, { status: "failed", error: built, started: true, finished: true });
       return built;
     }
-    jobId = await deps.dispatcher.start({ target: built.target, spec: built.spec, taskId: fence.taskId, stepId: step.id }, ctx.signal);
+    jobId = await deps.dispatcher.start(
+      { target: built.target, spec: built.spec, taskId: fence.taskId, stepId: step.id },
+      ctx.signal,
+    );
     if (!(await deps.stacks.updateStep(fence, step.id, { status: "running", jobId, started: true }))) {
       await deps.dispatcher.cancel(jobId, "the run was superseded");
       throw new Error("run superseded while dispatching");
@@ -164,7 +182,8 @@ async function runStep(
   }
   const onAbort = () => {
     const cause = ctx.signal.reason as AbortCause;
-    if (cause === "cancelled" || cause === "timed_out") void deps.dispatcher.cancel(jobId as string, `stack run ${cause}`);
+    if (cause === "cancelled" || cause === "timed_out")
+      void deps.dispatcher.cancel(jobId as string, `stack run ${cause}`);
   };
   ctx.signal.addEventListener("abort", onAbort, { once: true });
   try {
@@ -197,7 +216,8 @@ export async function buildJobSpec(
 ): Promise<{ target: string; spec: JobSpec } | string> {
   const svc = loaded.services.get(step.service);
   const fr = svc?.functionalRequirements.get(step.fr);
-  if (svc === undefined || fr === undefined) return `functional requirement ${step.fr} of ${step.service} is not loaded`;
+  if (svc === undefined || fr === undefined)
+    return `functional requirement ${step.fr} of ${step.service} is not loaded`;
   const targetKey = step.targets[0] as string;
   const target = loaded.targets.find((t) => t.key === targetKey);
   if (target === undefined) return `target ${targetKey} is no longer in the stack infrastructure template`;
@@ -226,7 +246,9 @@ export async function buildJobSpec(
   };
   const parameters: JsonObject = mergeParameters(layers);
   const hostsFromOutputs = Array.isArray(own.stackl_hosts) ? own.stackl_hosts.map(String) : undefined;
-  const hosts = hostsFromOutputs ?? step.targets.flatMap((t) => row.placement[step.service]?.find((p) => p.target === t)?.hosts ?? []);
+  const hosts =
+    hostsFromOutputs ??
+    step.targets.flatMap((t) => row.placement[step.service]?.find((p) => p.target === t)?.hosts ?? []);
   if (hosts.length > 0) parameters.machine_names = hosts;
   const timeoutMs = invocation.timeoutSeconds > 0 ? invocation.timeoutSeconds * 1000 : 3_600_000;
   return {

@@ -83,7 +83,13 @@ export class DecisionRepo {
         WHERE ($1::text IS NULL OR policy = $1) AND ($2::text IS NULL OR stack_instance = $2)
           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3::timestamptz, $4::text))
         ORDER BY created_at DESC, id DESC LIMIT $5`,
-      [opts.policy || null, opts.stackInstance || null, opts.before?.createdAt ?? null, opts.before?.id ?? null, opts.limit],
+      [
+        opts.policy || null,
+        opts.stackInstance || null,
+        opts.before?.createdAt ?? null,
+        opts.before?.id ?? null,
+        opts.limit,
+      ],
       { signal: opts.signal },
     );
     return res.rows.map((r) => ({

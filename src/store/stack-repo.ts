@@ -69,7 +69,10 @@ export interface StepRow {
   finishedAt: Date | null;
 }
 
-export type NewStep = Omit<StepRow, "id" | "instance" | "generation" | "status" | "error" | "jobId" | "attempts" | "startedAt" | "finishedAt"> & {
+export type NewStep = Omit<
+  StepRow,
+  "id" | "instance" | "generation" | "status" | "error" | "jobId" | "attempts" | "startedAt" | "finishedAt"
+> & {
   status?: StepStatus;
 };
 
@@ -110,7 +113,12 @@ export class StackRepo {
     return res.rows[0] === undefined ? undefined : toRow(res.rows[0]);
   }
 
-  async list(opts: { states?: StackState[]; limit: number; after?: string; signal?: AbortSignal }): Promise<StackRow[]> {
+  async list(opts: {
+    states?: StackState[];
+    limit: number;
+    after?: string;
+    signal?: AbortSignal;
+  }): Promise<StackRow[]> {
     const res = await this.db.query<Row>(
       `SELECT ${COLS} FROM stack_instances
         WHERE ($1::text[] IS NULL OR state = ANY($1::text[])) AND ($2::text IS NULL OR name > $2)
@@ -197,7 +205,14 @@ export class StackRepo {
               finished_at = CASE WHEN $6 THEN now() ELSE NULL END
         WHERE id = $1 AND ${FENCE} RETURNING instance`,
       fence,
-      [id, change.status, change.jobId ?? null, change.error ?? null, change.started ?? false, change.finished ?? false],
+      [
+        id,
+        change.status,
+        change.jobId ?? null,
+        change.error ?? null,
+        change.started ?? false,
+        change.finished ?? false,
+      ],
     );
     const res = await this.db.query<{ instance: string }>(sql, params);
     const row = res.rows[0];
@@ -228,7 +243,13 @@ export class StackRepo {
   }
 
   /** Merges outputs for a service on a target and into the instance outputs, atomically (no lost updates). */
-  async addOutputs(name: string, service: string, targets: string[], outputs: JsonObject, signal?: AbortSignal): Promise<void> {
+  async addOutputs(
+    name: string,
+    service: string,
+    targets: string[],
+    outputs: JsonObject,
+    signal?: AbortSignal,
+  ): Promise<void> {
     await this.db.tx(
       async (q) => {
         const res = await q.query(
@@ -271,7 +292,6 @@ export class StackRepo {
       [name, generation],
     );
   }
-
 }
 
 async function notify(q: Queryable, name: string): Promise<void> {

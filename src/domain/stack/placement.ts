@@ -4,11 +4,7 @@
  * the policy or rule, and its message. Pure: policies are evaluated through the injected `PlacementPolicies`.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
-import type {
-  FunctionalRequirement,
-  InfrastructureTarget,
-  Service,
-} from "../../../gen/stackl/v1/documents_pb.js";
+import type { FunctionalRequirement, InfrastructureTarget, Service } from "../../../gen/stackl/v1/documents_pb.js";
 
 export type PlacementPhase = "orchestration" | "sat_policy" | "replicas" | "sit_policy";
 
@@ -64,8 +60,11 @@ export interface PlacementRequest {
 
 /** Policy evaluations placement needs, with STACKL's result shapes (reference 3.2). */
 export interface PlacementPolicies {
-  orchestration(input: JsonObject): Promise<
-    { fulfilled: true; services: Record<string, { service: string; targets: readonly string[] }> } | { fulfilled: false; msg: string }
+  orchestration(
+    input: JsonObject,
+  ): Promise<
+    | { fulfilled: true; services: Record<string, { service: string; targets: readonly string[] }> }
+    | { fulfilled: false; msg: string }
   >;
   /** alias → target → reasons the default orchestration policy rejects it. */
   orchestrationRejections(
@@ -78,8 +77,11 @@ export interface PlacementPolicies {
     | { fulfilled: true; targets: readonly { target: string; outputs: Readonly<Record<string, unknown>> }[] }
     | { fulfilled: false; msg: string }
   >;
-  replicas(input: JsonObject): Promise<
-    { fulfilled: true; services: Record<string, { service: string; targets: readonly string[] }> } | { fulfilled: false; msg: string }
+  replicas(
+    input: JsonObject,
+  ): Promise<
+    | { fulfilled: true; services: Record<string, { service: string; targets: readonly string[] }> }
+    | { fulfilled: false; msg: string }
   >;
   sitPolicy(name: string, input: JsonObject): Promise<readonly { msg: string }[]>;
 }
@@ -124,7 +126,10 @@ export async function planPlacement(req: PlacementRequest, policies: PlacementPo
   const input = buildOpaInput(req);
   const allTargets = Object.keys(input.infrastructure_targets as JsonObject);
   const placed = new Map<string, PlacedService>(
-    req.services.map((s) => [s.alias, { alias: s.alias, service: s.serviceName, targets: [], rejections: [], opaOutputs: {} }]),
+    req.services.map((s) => [
+      s.alias,
+      { alias: s.alias, service: s.serviceName, targets: [], rejections: [], opaOutputs: {} },
+    ]),
   );
   const messages: string[] = [];
 
@@ -133,14 +138,24 @@ export async function planPlacement(req: PlacementRequest, policies: PlacementPo
   const reasons = await policies.orchestrationRejections(input);
   for (const p of placed.values()) {
     const chosen = orchestration.fulfilled ? [...(orchestration.services[p.alias]?.targets ?? [])].sort() : [];
-    p.targets = orchestration.fulfilled ? chosen : allTargets.filter((t) => Object.keys(reasons[p.alias]?.[t] ?? {}).length === 0 && !(reasons[p.alias]?.[t]?.length));
+    p.targets = orchestration.fulfilled
+      ? chosen
+      : allTargets.filter(
+          (t) => Object.keys(reasons[p.alias]?.[t] ?? {}).length === 0 && !reasons[p.alias]?.[t]?.length,
+        );
     for (const t of allTargets) {
       if (p.targets.includes(t)) continue;
       const why = reasons[p.alias]?.[t] ?? [];
       if (why.length === 0) {
-        p.rejections.push({ target: t, phase: "orchestration", policy: "orchestration", message: "not selected by the orchestration policy" });
+        p.rejections.push({
+          target: t,
+          phase: "orchestration",
+          policy: "orchestration",
+          message: "not selected by the orchestration policy",
+        });
       }
-      for (const r of why) p.rejections.push({ target: t, phase: "orchestration", policy: `orchestration.${r.rule}`, message: r.msg });
+      for (const r of why)
+        p.rejections.push({ target: t, phase: "orchestration", policy: `orchestration.${r.rule}`, message: r.msg });
     }
   }
   if (!orchestration.fulfilled) messages.push(orchestration.msg);
@@ -162,7 +177,8 @@ export async function planPlacement(req: PlacementRequest, policies: PlacementPo
       });
       if (!res.fulfilled) {
         messages.push(`${name}: ${res.msg}`);
-        for (const t of p.targets) p.rejections.push({ target: t, phase: "sat_policy", policy: name, message: res.msg });
+        for (const t of p.targets)
+          p.rejections.push({ target: t, phase: "sat_policy", policy: name, message: res.msg });
         p.targets = [];
         continue;
       }
@@ -174,7 +190,12 @@ export async function planPlacement(req: PlacementRequest, policies: PlacementPo
           const outs = kept.get(t) ?? {};
           if (Object.keys(outs).length > 0) p.opaOutputs[t] = { ...(p.opaOutputs[t] ?? {}), ...(outs as JsonObject) };
         } else {
-          p.rejections.push({ target: t, phase: "sat_policy", policy: name, message: `not kept by SAT policy ${name}` });
+          p.rejections.push({
+            target: t,
+            phase: "sat_policy",
+            policy: name,
+            message: `not kept by SAT policy ${name}`,
+          });
         }
       }
       p.targets = next;
@@ -210,7 +231,12 @@ export async function planPlacement(req: PlacementRequest, policies: PlacementPo
         const keep = new Set(res.services[p.alias]?.targets ?? []);
         for (const t of p.targets) {
           if (!keep.has(t)) {
-            p.rejections.push({ target: t, phase: "replicas", policy: "replicas", message: "beyond the requested replicas" });
+            p.rejections.push({
+              target: t,
+              phase: "replicas",
+              policy: "replicas",
+              message: "beyond the requested replicas",
+            });
           }
         }
         p.targets = p.targets.filter((t) => keep.has(t)).sort();
@@ -224,7 +250,9 @@ export async function planPlacement(req: PlacementRequest, policies: PlacementPo
     for (const p of placed.values()) {
       for (const key of p.targets) {
         const target = byKey.get(key);
-        for (const [name, parameters] of Object.entries(target?.policies ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+        for (const [name, parameters] of Object.entries(target?.policies ?? {}).sort(([a], [b]) =>
+          a.localeCompare(b),
+        )) {
           const infringements = await policies.sitPolicy(name, {
             ...input,
             parameters: parameters as JsonObject,
@@ -241,9 +269,11 @@ export async function planPlacement(req: PlacementRequest, policies: PlacementPo
   }
 
   const services = [...placed.values()];
-  for (const p of services) p.rejections.sort((a, b) => a.target.localeCompare(b.target) || a.phase.localeCompare(b.phase));
+  for (const p of services)
+    p.rejections.sort((a, b) => a.target.localeCompare(b.target) || a.phase.localeCompare(b.phase));
   const unplaced = services.filter((p) => p.targets.length === 0).map((p) => p.alias);
-  if (unplaced.length > 0 && messages.length === 0) messages.push(`Could not find a target for services ${unplaced.join(", ")}`);
+  if (unplaced.length > 0 && messages.length === 0)
+    messages.push(`Could not find a target for services ${unplaced.join(", ")}`);
   const sitFailed = services.some((p) => p.rejections.some((r) => r.phase === "sit_policy"));
   const fulfilled = unplaced.length === 0 && messages.length === 0 && !sitFailed;
   return { fulfilled, message: messages.join("\n"), services };
