@@ -94,12 +94,13 @@ export async function loadStack(repo: DocumentRepo, req: StackRequest, signal?: 
     if (!Number.isInteger(n) || n < 0)
       violations.push({ field: `spec.replicas["${alias}"]`, message: "must be a whole number >= 0" });
   }
-  req.stages.forEach((st, i) =>
-    st.services.forEach((a, j) => {
-      if (!seen.has(a))
+  for (const [i, st] of req.stages.entries()) {
+    for (const [j, a] of st.services.entries()) {
+      if (!seen.has(a)) {
         violations.push({ field: `spec.stages[${i}].services[${j}]`, message: `no service alias "${a}" in the stack` });
-    }),
-  );
+      }
+    }
+  }
 
   // Layers of the SIT and the services of the stack.
   const layerKeys = sit.infrastructureTargets.flatMap((t) => [

@@ -1,5 +1,5 @@
 import type { JsonObject } from "@bufbuild/protobuf";
-import { ErrorCode, StacklError } from "../errors.js";
+import { StacklError } from "../errors.js";
 import type { Db, Queryable } from "./db.js";
 
 /** Channel notified (payload: instance name) after every change of an instance, its steps or outputs. */
