@@ -274,6 +274,7 @@ export function createStackInstanceService(
       };
       if (req.disableInvocation) {
         // Record the change without running anything: steps keep their last known status.
+        const prevSteps = await stacks.steps(row.name, row.generation, ctx.signal);
         await stacks.tx(async (q) => {
           await stacks.upsert(q, {
             ...base,
@@ -282,7 +283,6 @@ export function createStackInstanceService(
             taskId: row.taskId,
             spec: specJson(request),
           });
-          const prevSteps = await stacks.steps(row.name, row.generation);
           await stacks.insertSteps(q, row.name, generation, prevSteps);
         }, ctx.signal);
         return { instance: await view(row.name, ctx.signal), plan: planToProto(plan, ids) };
