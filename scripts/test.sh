@@ -12,6 +12,7 @@ export TF_CLI_CONFIG_FILE=/dev/null
 echo "== typecheck"; tsc --noEmit -p tsconfig.json
 echo "== lint"; biome check .
 echo "== generated code"; bash scripts/check-gen.sh
+echo "== policy bundles"; tsx scripts/build-policies.ts --check
 echo "== tests"
 files=$(find test -name '*.test.ts' | sort)
 # Integration and e2e tests start their own servers on free loopback ports; two at a time on 2 cores.

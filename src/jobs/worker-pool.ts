@@ -231,7 +231,8 @@ export class WorkerPool {
       }
       if (cause === "cancelled" || cause === "timed_out") {
         const reason = cause === "cancelled" ? (await repo.get(task.id))?.cancelReason : undefined;
-        const message = cause === "cancelled" ? `cancelled: ${reason ?? "on request"}` : `timed out after ${task.timeoutMs} ms`;
+        const message =
+          cause === "cancelled" ? `cancelled: ${reason ?? "on request"}` : `timed out after ${task.timeoutMs} ms`;
         await repo.finish(task.id, task.epoch, { state: cause, error: { code: cause, message, retryable: false } });
         log.info({ cause }, "task stopped");
         await d.ack();

@@ -36,6 +36,7 @@ import {
 } from "./document-codec.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import { principalOf } from "./principal.js";
+import { streamSignal } from "./stream-signal.js";
 
 /** Largest batch ApplyDocuments accepts. */
 export const MAX_APPLY_BATCH = 1000;
@@ -182,21 +183,26 @@ export function createDocumentService(deps: DocumentServiceDeps): Partial<Servic
     },
 
     async *watchDocuments(req, ctx) {
-      const kinds = req.kinds.map((k, i) => kindKey(k, `kinds[${i}]`));
-      const latch = new WakeLatch();
-      const unsubscribe = await deps.notifier.subscribe(DOCUMENT_CHANGES_CHANNEL, latch.wake);
+      const stream = streamSignal(ctx);
       try {
-        let last = req.afterSequence > 0n ? Number(req.afterSequence) : await repo.latestSequence(ctx.signal);
-        for (;;) {
-          const rows = await repo.changesAfter(last, { kinds, limit: WATCH_BATCH, signal: ctx.signal });
-          for (const row of rows) {
-            last = row.sequence;
-            yield watchEvent(row);
+        const kinds = req.kinds.map((k, i) => kindKey(k, `kinds[${i}]`));
+        const latch = new WakeLatch();
+        const unsubscribe = await deps.notifier.subscribe(DOCUMENT_CHANGES_CHANNEL, latch.wake);
+        try {
+          let last = req.afterSequence > 0n ? Number(req.afterSequence) : await repo.latestSequence(stream.signal);
+          for (;;) {
+            const rows = await repo.changesAfter(last, { kinds, limit: WATCH_BATCH, signal: stream.signal });
+            for (const row of rows) {
+              last = row.sequence;
+              yield watchEvent(row);
+            }
+            if (rows.length < WATCH_BATCH) await latch.wait(stream.signal);
           }
-          if (rows.length < WATCH_BATCH) await latch.wait(ctx.signal);
+        } finally {
+          unsubscribe();
         }
-      } finally {
-        unsubscribe();
+      } catch (err) {
+        if (!stream.drained()) throw err;
       }
     },
 

@@ -25,6 +25,7 @@ import type { TaskRepo, TaskRow } from "../store/task-repo.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import { principalOf } from "./principal.js";
 import { planToProto, stackStateFromProto, stackToProto } from "./stack-codec.js";
+import { streamSignal } from "./stream-signal.js";
 import { taskToProto } from "./task-codec.js";
 
 export interface StackInstanceServiceDeps {
@@ -340,26 +341,31 @@ export function createStackInstanceService(
     },
 
     async *watchStackInstance(req, ctx) {
-      const latch = new WakeLatch();
-      const unsubscribe = await deps.notifier.subscribe(STACK_CHANGES_CHANNEL, latch.wake);
+      const stream = streamSignal(ctx);
       try {
-        let last = "";
-        for (;;) {
-          const instance = await view(req.name, ctx.signal);
-          const stamp = JSON.stringify([
-            instance.state,
-            instance.generation,
-            instance.steps.map((s) => [s.status, s.jobId]),
-            instance.instanceOutputs,
-          ]);
-          if (stamp !== last) {
-            last = stamp;
-            yield { instance };
+        const latch = new WakeLatch();
+        const unsubscribe = await deps.notifier.subscribe(STACK_CHANGES_CHANNEL, latch.wake);
+        try {
+          let last = "";
+          for (;;) {
+            const instance = await view(req.name, stream.signal);
+            const stamp = JSON.stringify([
+              instance.state,
+              instance.generation,
+              instance.steps.map((s) => [s.status, s.jobId]),
+              instance.instanceOutputs,
+            ]);
+            if (stamp !== last) {
+              last = stamp;
+              yield { instance };
+            }
+            await latch.wait(stream.signal);
           }
-          await latch.wait(ctx.signal);
+        } finally {
+          unsubscribe();
         }
-      } finally {
-        unsubscribe();
+      } catch (err) {
+        if (!stream.drained()) throw err;
       }
     },
 

@@ -10,6 +10,7 @@ import type { ChangeNotifier } from "../store/change-notifier.js";
 import type { TaskRepo } from "../store/task-repo.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import { principalOf } from "./principal.js";
+import { streamSignal } from "./stream-signal.js";
 import { taskStateFromProto, taskToProto } from "./task-codec.js";
 
 export interface TaskServiceDeps {
@@ -71,7 +72,12 @@ export function createTaskService(deps: TaskServiceDeps): Partial<ServiceImpl<ty
     },
 
     async *watchTask(req, ctx) {
-      for await (const task of watchTask(deps, requireId(req.id), ctx.signal)) yield { task: taskToProto(task) };
+      const stream = streamSignal(ctx);
+      try {
+        for await (const task of watchTask(deps, requireId(req.id), stream.signal)) yield { task: taskToProto(task) };
+      } catch (err) {
+        if (!stream.drained()) throw err;
+      }
     },
 
     async cancelTask(req, ctx) {

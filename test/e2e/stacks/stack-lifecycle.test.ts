@@ -41,7 +41,10 @@ export function lifecycleSuite(name: string, start: () => Promise<StackEnv>) {
     const resetLedger = async () => writeFile(ledger, "");
     const get = async (n: string) => (await stacks.getStackInstance({ name: n })).instance as StackInstance;
     const stepsOf = (i: StackInstance) =>
-      i.steps.map((s) => `${s.action} ${s.service}/${s.functionalRequirement}@${s.infrastructureTargets.join("+")}=${StepStatus[s.status]}`);
+      i.steps.map(
+        (s) =>
+          `${s.action} ${s.service}/${s.functionalRequirement}@${s.infrastructureTargets.join("+")}=${StepStatus[s.status]}`,
+      );
 
     before(async () => {
       dir = await mkdtemp(path.join(tmpdir(), "stackl-stacks-"));
@@ -73,25 +76,42 @@ export function lifecycleSuite(name: string, start: () => Promise<StackEnv>) {
       assert.equal(TaskState[res.task?.state ?? 0], "SUCCEEDED", res.task?.error?.message);
       const inst = await get("shop");
       assert.equal(StackInstanceState[inst.state], "READY", inst.reason);
-      assert.ok(inst.steps.every((s) => s.status === StepStatus.READY), stepsOf(inst).join("\n"));
+      assert.ok(
+        inst.steps.every((s) => s.status === StepStatus.READY),
+        stepsOf(inst).join("\n"),
+      );
       const l = await lines();
       assert.equal(l[0], "create network net prod.brussels.z1 subnet=none size=none");
       const vm = l.filter((x) => x.startsWith("create vm web"));
       const app = l.filter((x) => x.startsWith("create app web"));
       assert.equal(vm.length, 2);
       assert.equal(app.length, 2);
-      assert.ok(vm.every((x) => x.includes("subnet=10.1.0.0/24 size=m")), "outputs of the network step reached the vm steps");
+      assert.ok(
+        vm.every((x) => x.includes("subnet=10.1.0.0/24 size=m")),
+        "outputs of the network step reached the vm steps",
+      );
       assert.ok(l.indexOf(vm[1] as string) < l.indexOf(app[0] as string), "functional requirements in order");
       assert.equal(l.at(-1), "create lb front prod.brussels.z1 subnet=10.1.0.0/24 size=none");
       assert.equal(inst.instanceOutputs?.subnet, "10.1.0.0/24");
-      assert.deepEqual(inst.services.web?.targets.map((t) => t.infrastructureTarget), ["prod.brussels.z1", "prod.brussels.z2"]);
-      assert.deepEqual(inst.services.web?.targets.map((t) => t.replicaIndex), [0, 1]);
+      assert.deepEqual(
+        inst.services.web?.targets.map((t) => t.infrastructureTarget),
+        ["prod.brussels.z1", "prod.brussels.z2"],
+      );
+      assert.deepEqual(
+        inst.services.web?.targets.map((t) => t.replicaIndex),
+        [0, 1],
+      );
       assert.deepEqual(inst.services.web?.targets[0]?.outputs?.stackl_hosts, ["host-prod-brussels-z1"]);
     });
 
     test("update: params merge, scale down tears the removed replica down (reversed), outputs kept", async () => {
       await resetLedger();
-      const res = await stacks.updateStackInstance({ name: "shop", params: { size: "xl" }, replicas: { web: 1 }, wait: WAIT });
+      const res = await stacks.updateStackInstance({
+        name: "shop",
+        params: { size: "xl" },
+        replicas: { web: 1 },
+        wait: WAIT,
+      });
       assert.equal(TaskState[res.task?.state ?? 0], "SUCCEEDED", res.task?.error?.message);
       const l = await lines();
       const del = l.filter((x) => x.startsWith("delete"));
@@ -102,7 +122,10 @@ export function lifecycleSuite(name: string, start: () => Promise<StackEnv>) {
       const upd = l.filter((x) => x.startsWith("update vm web"));
       assert.deepEqual(upd, ["update vm web prod.brussels.z1 subnet=10.1.0.0/24 size=xl"], "outputs survive an update");
       const inst = await get("shop");
-      assert.deepEqual(inst.services.web?.targets.map((t) => t.infrastructureTarget), ["prod.brussels.z1"]);
+      assert.deepEqual(
+        inst.services.web?.targets.map((t) => t.infrastructureTarget),
+        ["prod.brussels.z1"],
+      );
     });
 
     test("scale up onto distinct targets; an as_group step runs once over all targets and is awaited", async () => {
@@ -110,10 +133,13 @@ export function lifecycleSuite(name: string, start: () => Promise<StackEnv>) {
       const res = await stacks.updateStackInstance({ name: "shop", replicas: { web: 2, front: 2 }, wait: WAIT });
       assert.equal(TaskState[res.task?.state ?? 0], "SUCCEEDED", res.task?.error?.message);
       const inst = await get("shop");
-      assert.deepEqual(inst.services.web?.targets.map((t) => [t.infrastructureTarget, t.replicaIndex]), [
-        ["prod.brussels.z1", 0],
-        ["prod.brussels.z2", 2],
-      ]);
+      assert.deepEqual(
+        inst.services.web?.targets.map((t) => [t.infrastructureTarget, t.replicaIndex]),
+        [
+          ["prod.brussels.z1", 0],
+          ["prod.brussels.z2", 2],
+        ],
+      );
       const l = await lines();
       assert.ok(l.includes("create vm web prod.brussels.z2 subnet=10.1.0.0/24 size=xl"));
       const lb = l.filter((x) => x.includes(" lb front "));
@@ -142,7 +168,11 @@ export function lifecycleSuite(name: string, start: () => Promise<StackEnv>) {
 
     test("extra services are added, and removing one tears down only that one", async () => {
       await resetLedger();
-      let res = await stacks.updateStackInstance({ name: "shop", services: [{ name: "cache", service: "network_svc" }], wait: WAIT });
+      let res = await stacks.updateStackInstance({
+        name: "shop",
+        services: [{ name: "cache", service: "network_svc" }],
+        wait: WAIT,
+      });
       assert.equal(TaskState[res.task?.state ?? 0], "SUCCEEDED");
       let inst = await get("shop");
       assert.equal(StackInstanceState[inst.state], "READY", inst.reason);
@@ -160,7 +190,11 @@ export function lifecycleSuite(name: string, start: () => Promise<StackEnv>) {
     });
 
     test("delete runs in exact reverse; a failing teardown keeps the instance; force deletes it anyway", async () => {
-      await stacks.updateStackInstance({ name: "shop", params: { fail_fr: "vm", fail_action: "delete" }, disableInvocation: true });
+      await stacks.updateStackInstance({
+        name: "shop",
+        params: { fail_fr: "vm", fail_action: "delete" },
+        disableInvocation: true,
+      });
       await resetLedger();
       const res = await stacks.deleteStackInstance({ name: "shop", wait: WAIT });
       assert.equal(TaskState[res.task?.state ?? 0], "SUCCEEDED");

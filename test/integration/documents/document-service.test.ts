@@ -183,7 +183,8 @@ function suite(store: "pglite" | "postgres") {
       assert.equal(latest.revisions[0]?.restoredFrom, 1n);
       assert.notEqual(latest.nextPageToken, "");
       const old = await client.getDocument({ kind: DocumentKind.ENVIRONMENT, name: "hist", revision: 2n });
-      assert.deepEqual((old.document?.spec.value as InfrastructureLayer).params, { size: "m", zone: "a" });
+      assert.equal(old.document?.spec.case, "environment");
+      assert.deepEqual((old.document.spec.value as InfrastructureLayer).params, { size: "m", zone: "a" });
     });
 
     test("list by kind, name prefix and labels, with paging", async () => {
