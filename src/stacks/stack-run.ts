@@ -172,7 +172,7 @@ async function runStep(
       return built;
     }
     jobId = await deps.dispatcher.start(
-      { target: built.target, spec: built.spec, taskId: fence.taskId, stepId: step.id },
+      { target: built.target, spec: built.spec, taskId: fence.taskId, stepId: step.id, attempt: step.attempts },
       ctx.signal,
     );
     if (!(await deps.stacks.updateStep(fence, step.id, { status: "running", jobId, started: true }))) {

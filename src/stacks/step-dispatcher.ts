@@ -11,8 +11,15 @@ export interface JobOutcome {
 
 /** How the run executor runs a step: as a job on the target's agent or pool (AgentService protocol). */
 export interface StepDispatcher {
-  /** Creates the job (PostgreSQL row; the replica holding a matching agent offers it). Returns its id. */
-  start(req: { target: string; spec: JobSpec; taskId: string; stepId: string }, signal: AbortSignal): Promise<string>;
+  /**
+   * Creates the job of a step's `attempt` (PostgreSQL row; the replica holding a matching agent offers it) and
+   * returns its id. Idempotent per (step, attempt): a run that crashed after creating the job gets the same job back
+   * instead of a second one, so a step never runs twice.
+   */
+  start(
+    req: { target: string; spec: JobSpec; taskId: string; stepId: string; attempt: number },
+    signal: AbortSignal,
+  ): Promise<string>;
   /** Resolves when the job is terminal. */
   wait(jobId: string, signal: AbortSignal): Promise<JobOutcome>;
   /** Requests cancellation (graceful, then forced on the agent). */
