@@ -1,3 +1,7 @@
+import { type AgentsConfig, loadAgentsConfig } from "../agents/agents-config.js";
+import { JobDispatcher } from "../agents/job-dispatcher.js";
+import { JobEvents } from "../agents/job-events.js";
+import { JobSweeper } from "../agents/job-sweeper.js";
 import type { Bus } from "../bus/bus.js";
 import { openBus } from "../bus/open-bus.js";
 import type { Config } from "../config/config.js";
@@ -8,10 +12,14 @@ import { registerSystemTasks } from "../jobs/system-tasks.js";
 import { TaskRegistry } from "../jobs/task-handler.js";
 import { WorkerPool } from "../jobs/worker-pool.js";
 import type { Logger } from "../observability/logger.js";
+import { AgentStepDispatcher } from "../stacks/agent-step-dispatcher.js";
+import { createStackRunHandler, STACK_RUN_TASK } from "../stacks/stack-run.js";
+import { AgentRepo } from "../store/agent-repo.js";
 import { ChangeNotifier } from "../store/change-notifier.js";
 import type { Db } from "../store/db.js";
 import { DecisionRepo } from "../store/decision-repo.js";
 import { DocumentRepo } from "../store/document-repo.js";
+import { JobRepo } from "../store/job-repo.js";
 import { openDb } from "../store/open-db.js";
 import { StackRepo } from "../store/stack-repo.js";
 import { TaskRepo } from "../store/task-repo.js";
@@ -29,6 +37,14 @@ export interface Core {
   readonly decisionRepo: DecisionRepo;
   readonly registry: TaskRegistry;
   readonly logger: Logger;
+  /** Agent session and job settings (STACKL_AGENT_*, STACKL_JOB_*). */
+  readonly agents: AgentsConfig;
+  readonly agentRepo: AgentRepo;
+  readonly jobRepo: JobRepo;
+  /** One LISTEN per job channel for this process (job waiters, log followers, agent replicas). */
+  readonly jobEvents: JobEvents;
+  /** Creates jobs and waits for them (RunJob, stack orchestration): see src/agents/README.md. */
+  readonly jobDispatcher: JobDispatcher;
   /** Starts a worker pool on the configured queue in this process. */
   startWorkers(concurrency: number): Promise<WorkerPool>;
   /** Stops loops and workers (workers get `graceMs`), then closes the bus and the store. Idempotent. */
@@ -37,6 +53,7 @@ export interface Core {
 
 export async function openCore(config: Config, logger: Logger, signal: AbortSignal): Promise<Core> {
   const tasks = loadTaskConfig();
+  const agents = loadAgentsConfig();
   const db = await openDb({
     url: config.databaseUrl,
     dataDir: config.databaseUrl === undefined ? config.dataDir : undefined,
@@ -59,8 +76,33 @@ export async function openCore(config: Config, logger: Logger, signal: AbortSign
     { repo: taskRepo, logger: logger.child({ component: "sweeper" }) },
     { periodMs: tasks.sweepPeriodMs, republishAfterMs: tasks.republishAfterMs },
   );
+  const agentRepo = new AgentRepo(db);
+  const jobRepo = new JobRepo(db);
+  const jobEvents = new JobEvents(db);
+  const jobDispatcher = new JobDispatcher({
+    repo: jobRepo,
+    bus,
+    events: jobEvents,
+    config: agents,
+    logger: logger.child({ component: "jobs" }),
+  });
+  const documentRepo = new DocumentRepo(db);
+  const stackRepo = new StackRepo(db);
+  registry.register(
+    STACK_RUN_TASK,
+    createStackRunHandler({
+      documents: documentRepo,
+      stacks: stackRepo,
+      dispatcher: new AgentStepDispatcher(jobDispatcher),
+    }),
+  );
+  const jobSweeper = new JobSweeper(
+    { agentRepo, jobRepo, dispatcher: jobDispatcher, logger: logger.child({ component: "job-sweeper" }) },
+    { periodMs: tasks.sweepPeriodMs, staleAfterMs: agents.staleAfterMs },
+  );
   relay.start(loops.signal);
   sweeper.start(loops.signal);
+  jobSweeper.start(loops.signal);
   const pools: WorkerPool[] = [];
   let closing: Promise<void> | undefined;
 
@@ -70,12 +112,17 @@ export async function openCore(config: Config, logger: Logger, signal: AbortSign
     db,
     bus,
     notifier,
-    documentRepo: new DocumentRepo(db),
+    documentRepo,
     taskRepo,
-    stackRepo: new StackRepo(db),
+    stackRepo,
     decisionRepo: new DecisionRepo(db),
     registry,
     logger,
+    agents,
+    agentRepo,
+    jobRepo,
+    jobEvents,
+    jobDispatcher,
     async startWorkers(concurrency) {
       const pool = new WorkerPool(
         { bus, repo: taskRepo, registry, logger: logger.child({ component: "worker-pool" }) },
@@ -97,8 +144,9 @@ export async function openCore(config: Config, logger: Logger, signal: AbortSign
       closing ??= (async () => {
         await Promise.all(pools.map((p) => p.stop(graceMs)));
         loops.abort();
-        await Promise.all([relay.stopped(), sweeper.stopped()]);
+        await Promise.all([relay.stopped(), sweeper.stopped(), jobSweeper.stopped()]);
         await notifier.close().catch((err) => logger.warn({ err }, "closing listeners failed"));
+        await jobEvents.close().catch((err) => logger.warn({ err }, "closing job listeners failed"));
         await bus.close();
         await db.close();
       })();

@@ -122,6 +122,9 @@ export async function planStack(loaded: LoadedStack, req: StackRequest, opts: Pl
         : mergeForward(
             planSteps(await planServices(kept, "update"), aliases, req.stages, "update"),
             planSteps(await planServices(added, "create"), aliases, req.stages, "create"),
+            (step) =>
+              loaded.services.get(step.service)?.functionalRequirements.get(step.functionalRequirement)?.asGroup ===
+              true,
           );
     const stageOffset = teardown.length > 0 ? Math.max(...teardown.map((s) => s.stageIndex)) + 1 : 0;
     for (const s of teardown) steps.push({ ...s, key: `delete:${s.key}` });
@@ -195,9 +198,29 @@ export async function teardownSteps(
   return { steps, decisions: policies.decisions };
 }
 
-/** Update and create steps of the same stage interleave by service and functional requirement position. */
-function mergeForward(update: PlannedStep[], create: PlannedStep[]): PlannedStep[] {
-  return [...update, ...create].sort(
+/**
+ * Update and create steps of the same stage interleave by service and functional requirement position. An as_group
+ * functional requirement stays ONE step over all the service's targets (kept and new ones), run as an update.
+ */
+function mergeForward(
+  update: PlannedStep[],
+  create: PlannedStep[],
+  isGroup: (s: PlannedStep) => boolean,
+): PlannedStep[] {
+  const merged = [...update];
+  for (const c of create) {
+    const u = isGroup(c)
+      ? merged.find((m) => m.service === c.service && m.functionalRequirement === c.functionalRequirement && isGroup(m))
+      : undefined;
+    if (u === undefined) {
+      merged.push(c);
+      continue;
+    }
+    u.targets = [...u.targets, ...c.targets].sort();
+    u.key = `${u.service}/${u.functionalRequirement}/${u.targets.join(",")}`;
+    if (u.skipReason !== undefined && c.skipReason === undefined) delete u.skipReason;
+  }
+  return merged.sort(
     (a, b) =>
       a.stageIndex - b.stageIndex || a.serviceIndex - b.serviceIndex || a.frIndex - b.frIndex || a.order - b.order,
   );

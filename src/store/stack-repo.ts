@@ -159,7 +159,7 @@ export class StackRepo {
     await q.query(
       `INSERT INTO stack_steps (id, instance, generation, key, service, fr, targets, action, stage_index, service_index,
                                 fr_index, ord, status, skip_reason)
-       SELECT $1 || '/' || $2 || '/' || s.key, $1, $2, s.key, s.service, s.fr,
+       SELECT $1::text || '/' || $2::bigint::text || '/' || s.key, $1, $2::bigint, s.key, s.service, s.fr,
               ARRAY(SELECT jsonb_array_elements_text(s.targets::jsonb)), s.action, s.stage_index, s.service_index,
               s.fr_index, s.ord, s.status, s.skip_reason
          FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[],

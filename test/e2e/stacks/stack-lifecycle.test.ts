@@ -137,7 +137,7 @@ export function lifecycleSuite(name: string, start: () => Promise<StackEnv>) {
         inst.services.web?.targets.map((t) => [t.infrastructureTarget, t.replicaIndex]),
         [
           ["prod.brussels.z1", 0],
-          ["prod.brussels.z2", 2],
+          ["prod.brussels.z2", 1],
         ],
       );
       const l = await lines();
@@ -151,7 +151,11 @@ export function lifecycleSuite(name: string, start: () => Promise<StackEnv>) {
 
     test("a failed step fails the instance with the reason; later stages are skipped; retry recovers", async () => {
       await resetLedger();
-      const res = await stacks.updateStackInstance({ name: "shop", params: { fail_fr: "app" }, wait: WAIT });
+      const res = await stacks.updateStackInstance({
+        name: "shop",
+        params: { fail_fr: "app", fail_action: "update" },
+        wait: WAIT,
+      });
       assert.equal(TaskState[res.task?.state ?? 0], "SUCCEEDED");
       let inst = await get("shop");
       assert.equal(StackInstanceState[inst.state], "FAILED");
