@@ -43,11 +43,11 @@ export async function waitForTask(
   try {
     for await (const t of watchTask(deps, id, deadline)) latest = t;
   } catch (err) {
-    if (!deadline.aborted || latest === undefined) throw err;
+    // Only the wait's own deadline is swallowed: the task is returned as it is now.
+    if (signal.aborted || !deadline.aborted) throw err;
   }
-  if (latest === undefined) throw StacklError.notFound(`task ${id}`);
-  if (!TERMINAL_TASK_STATES.includes(latest.state)) {
-    latest = (await deps.repo.get(id, signal)) ?? latest;
-  }
-  return latest;
+  if (latest !== undefined && TERMINAL_TASK_STATES.includes(latest.state)) return latest;
+  const now = await deps.repo.get(id, signal);
+  if (now === undefined) throw StacklError.notFound(`task ${id}`);
+  return now;
 }
