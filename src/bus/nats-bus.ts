@@ -246,6 +246,8 @@ export class NatsBus implements Bus {
           reconnectDelayHandler: () => reconnectDelay(reconnect),
           pingInterval: PING_INTERVAL_MS,
           maxPingOut: MAX_PINGS_OUT,
+          // No stack capture for every request (acks are request/reply): measured at 5-6 % of worker CPU.
+          noAsyncTraces: true,
         });
         if (signal.aborted) {
           await nc.close();

@@ -45,13 +45,23 @@ export interface ClientOptions {
 /** Connect transport to the configured server. */
 export function createStacklTransport(config: ClientConfig, options: ClientOptions = {}): Transport {
   const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  // API token (STACKL_TOKEN) for servers configured with STACKL_API_TOKENS.
+  const token = process.env.STACKL_TOKEN?.trim();
+  const auth: Interceptor[] = token
+    ? [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${token}`);
+          return next(req);
+        },
+      ]
+    : [];
   return createConnectTransport({
     baseUrl: config.server,
     httpVersion: "2",
     readMaxBytes: maxBytes,
     writeMaxBytes: maxBytes,
     pingIntervalMs: options.pingIntervalMs ?? 10_000,
-    interceptors: options.interceptors ?? [],
+    interceptors: [...auth, ...(options.interceptors ?? [])],
   });
 }
 

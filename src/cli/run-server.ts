@@ -1,3 +1,4 @@
+import { loadApiTokens } from "../config/auth-config.js";
 import type { Config } from "../config/config.js";
 import { describeConfig } from "../config/config.js";
 import { createLogger, type Logger } from "../observability/logger.js";
@@ -32,6 +33,7 @@ export async function runServer(options: RunServerOptions): Promise<number> {
   });
   logger.info({ version: VERSION, role, node: process.version, config: describeConfig(config) }, "stackl starting");
 
+  const apiTokens = loadApiTokens();
   const stop = new AbortController();
   const force = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -61,6 +63,7 @@ export async function runServer(options: RunServerOptions): Promise<number> {
         logger,
         register: runtime.register,
         healthComponents: runtime.healthComponents,
+        apiTokens,
         metrics: createMetricsRegistry({ labels: { replica: config.replicaName } }),
         signal: stop.signal,
       });

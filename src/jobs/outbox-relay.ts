@@ -10,6 +10,12 @@ export interface OutboxRelayOptions {
   idleWakeMs?: number;
   /** Pause after a failed relay (bus down). @default 1000 */
   errorBackoffMs?: number;
+  /**
+   * Wake on every outbox NOTIFY. Off, the relay only runs every `idleWakeMs` (a backstop relay in worker processes,
+   * which then do not wake on every task created anywhere).
+   * @default true
+   */
+  listen?: boolean;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -22,6 +28,7 @@ export class OutboxRelay {
   private readonly batch: number;
   private readonly idleWakeMs: number;
   private readonly errorBackoffMs: number;
+  private readonly listen: boolean;
   private loop: Promise<void> | undefined;
 
   constructor(
@@ -31,6 +38,7 @@ export class OutboxRelay {
     this.batch = opts.batch ?? 256;
     this.idleWakeMs = opts.idleWakeMs ?? 5_000;
     this.errorBackoffMs = opts.errorBackoffMs ?? 1_000;
+    this.listen = opts.listen ?? true;
   }
 
   start(signal: AbortSignal): void {
@@ -47,7 +55,7 @@ export class OutboxRelay {
   private async run(signal: AbortSignal): Promise<void> {
     const { repo, bus, notifier, logger } = this.deps;
     const latch = new WakeLatch();
-    const unsubscribe = await notifier.subscribe(OUTBOX_CHANNEL, latch.wake);
+    const unsubscribe = this.listen ? await notifier.subscribe(OUTBOX_CHANNEL, latch.wake) : () => {};
     try {
       while (!signal.aborted) {
         let relayed = 0;

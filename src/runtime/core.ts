@@ -51,7 +51,22 @@ export interface Core {
   close(graceMs: number): Promise<void>;
 }
 
-export async function openCore(config: Config, logger: Logger, signal: AbortSignal): Promise<Core> {
+export interface CoreOptions {
+  /**
+   * Wake the outbox relay on every NOTIFY. Servers (where tasks are created) do; `stackl worker` runs it only as a
+   * once-a-second backstop, so that a task's NOTIFY does not wake every worker process (measured: relay wake-ups made
+   * each task more expensive with every added worker). Any number of relays is safe (SKIP LOCKED).
+   * @default true
+   */
+  relayListens?: boolean;
+}
+
+export async function openCore(
+  config: Config,
+  logger: Logger,
+  signal: AbortSignal,
+  options: CoreOptions = {},
+): Promise<Core> {
   const tasks = loadTaskConfig();
   const agents = loadAgentsConfig();
   const db = await openDb({
@@ -71,7 +86,10 @@ export async function openCore(config: Config, logger: Logger, signal: AbortSign
   const taskRepo = new TaskRepo(db);
   const registry = registerSystemTasks(new TaskRegistry());
   const loops = new AbortController();
-  const relay = new OutboxRelay({ repo: taskRepo, bus, notifier, logger: logger.child({ component: "outbox-relay" }) });
+  const relay = new OutboxRelay(
+    { repo: taskRepo, bus, notifier, logger: logger.child({ component: "outbox-relay" }) },
+    options.relayListens === false ? { listen: false, idleWakeMs: 1_000 } : {},
+  );
   const sweeper = new Sweeper(
     { repo: taskRepo, logger: logger.child({ component: "sweeper" }) },
     { periodMs: tasks.sweepPeriodMs, republishAfterMs: tasks.republishAfterMs },

@@ -19,3 +19,14 @@ export const drainSignalKey = createContextKey<AbortSignal>(neverAborted, { desc
 
 /** Header carrying the request id both ways. */
 export const REQUEST_ID_HEADER = "x-request-id";
+
+/** The authenticated caller: a name and its roles (`admin`, `viewer`, `agent`), set by the auth interceptor. */
+export interface Principal {
+  readonly name: string;
+  readonly roles: readonly string[];
+}
+
+/** Without API tokens configured (the embedded default, loopback), every caller is the local administrator. */
+export const LOCAL_PRINCIPAL: Principal = { name: "local", roles: ["admin"] };
+
+export const principalKey = createContextKey<Principal>(LOCAL_PRINCIPAL, { description: "stackl principal" });

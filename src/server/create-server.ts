@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
+import type { ApiToken } from "../config/auth-config.js";
 import { formatByteSize } from "../config/byte-size.js";
 import type { Config } from "../config/config.js";
 import { ConfigError } from "../config/config-error.js";
@@ -10,6 +11,7 @@ import { formatDuration } from "../config/duration.js";
 import type { Logger } from "../observability/logger.js";
 import { silentLogger } from "../observability/logger.js";
 import { createMetricsRegistry } from "../observability/metrics.js";
+import { authInterceptor } from "./auth-interceptor.js";
 import { drainSignalKey, REQUEST_ID_HEADER, requestIdKey } from "./context-keys.js";
 import { defaultDeadlineInterceptor } from "./deadline-interceptor.js";
 import { errorInterceptor } from "./error-interceptor.js";
@@ -54,6 +56,11 @@ export interface StartServerOptions {
    */
   healthComponents?: readonly HealthComponent[];
   /**
+   * API tokens (STACKL_API_TOKENS). Empty: every caller is the local administrator (embedded default on loopback).
+   * @default []
+   */
+  apiTokens?: readonly ApiToken[];
+  /**
    * Prometheus registry the RPC metrics go to; served at `GET /metrics`.
    * @default a new registry with the Node.js default metrics
    */
@@ -78,6 +85,7 @@ interface NormalisedOptions {
   metrics: Registry;
   signal: AbortSignal | undefined;
   healthPollIntervalMs: number | undefined;
+  apiTokens: readonly ApiToken[];
 }
 
 function normalise(options: StartServerOptions): NormalisedOptions {
@@ -89,6 +97,7 @@ function normalise(options: StartServerOptions): NormalisedOptions {
     metrics: options.metrics ?? createMetricsRegistry(),
     signal: options.signal,
     healthPollIntervalMs: options.healthPollIntervalMs,
+    apiTokens: options.apiTokens ?? [],
   };
 }
 
@@ -186,6 +195,7 @@ export async function startServer(options: StartServerOptions): Promise<StacklSe
       metricsInterceptor(opts.metrics),
       defaultDeadlineInterceptor(config.maxDeadlineMs),
       errorInterceptor(logger),
+      authInterceptor(opts.apiTokens, logger),
     ],
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes,

@@ -1,8 +1,7 @@
-import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { HandlerContext } from "@connectrpc/connect";
+import { principalKey } from "../server/context-keys.js";
 
-/** The authenticated caller of an RPC, set by the authentication interceptor. */
-export const principalKey = createContextKey<string>("anonymous", { description: "authenticated principal" });
-
+/** Name of the authenticated caller of an RPC (recorded as author, requester, …). */
 export function principalOf(ctx: HandlerContext): string {
-  return ctx.values.get(principalKey);
+  return ctx.values.get(principalKey).name;
 }

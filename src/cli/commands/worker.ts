@@ -48,7 +48,7 @@ export function register(program: Command): void {
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
-    const core = await openCore(config, logger, stop.signal);
+    const core = await openCore(config, logger, stop.signal, { relayListens: false });
     await core.startWorkers(config.workerConcurrency);
     logger.info({ queue: tasks.queue, concurrency: config.workerConcurrency }, "stackl worker running");
     if (!stop.signal.aborted) {
