@@ -1,17 +1,26 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/config-error.js";
 import { VERSION } from "../version.js";
+import { register as registerAgents } from "./commands/agents.js";
 import { register as registerApply } from "./commands/apply.js";
 import { register as registerCancel } from "./commands/cancel.js";
+import { register as registerCreate } from "./commands/create.js";
 import { register as registerDelete } from "./commands/delete.js";
 import { register as registerDev } from "./commands/dev.js";
 import { register as registerEdit } from "./commands/edit.js";
 import { register as registerGet } from "./commands/get.js";
 import { register as registerHistory } from "./commands/history.js";
+import { registerRetry } from "./commands/instances.js";
+import { register as registerJobs } from "./commands/jobs.js";
+import { register as registerLogs } from "./commands/logs.js";
+import { register as registerOutputs } from "./commands/outputs.js";
+import { register as registerPlan } from "./commands/plan.js";
 import { register as registerRestore } from "./commands/restore.js";
 import { register as registerServe } from "./commands/serve.js";
 import { register as registerTask } from "./commands/task.js";
 import { register as registerTasks } from "./commands/tasks.js";
+import { register as registerToken } from "./commands/token.js";
+import { register as registerUpdate } from "./commands/update.js";
 import { register as registerVersion } from "./commands/version.js";
 import { register as registerWorker } from "./commands/worker.js";
 
@@ -30,14 +39,23 @@ const COMMANDS: readonly ((program: Command) => void)[] = [
   registerWorker,
   registerDev,
   registerApply,
+  registerPlan,
+  registerCreate,
+  registerUpdate,
   registerGet,
   registerEdit,
   registerDelete,
+  registerOutputs,
+  registerRetry,
   registerHistory,
   registerRestore,
   registerTasks,
   registerTask,
   registerCancel,
+  registerJobs,
+  registerLogs,
+  registerAgents,
+  registerToken,
   registerVersion,
 ];
 

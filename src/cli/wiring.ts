@@ -1,11 +1,25 @@
+import path from "node:path";
+import { AgentService } from "../../gen/stackl/v1/agents_pb.js";
 import { DocumentService } from "../../gen/stackl/v1/documents_pb.js";
+import { JobService } from "../../gen/stackl/v1/jobs_pb.js";
+import { PolicyService } from "../../gen/stackl/v1/policies_pb.js";
+import { StackInstanceService } from "../../gen/stackl/v1/stack_instances_pb.js";
 import { TaskService } from "../../gen/stackl/v1/tasks_pb.js";
+import { AgentRegistry } from "../agents/agent-registry.js";
+import { MAX_AGENT_FRAME_BYTES } from "../agents/agent-session.js";
+import { startLocalAgent } from "../agents/local-agent.js";
 import type { Config } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
+import { compilePolicyTemplates } from "../policy/compile-templates.js";
 import { openCore } from "../runtime/core.js";
+import { errorInterceptor } from "../server/error-interceptor.js";
 import type { HealthComponent } from "../server/health-monitor.js";
 import type { RegisterServices } from "../server/routes.js";
+import { createAgentService } from "../services/agent-service.js";
 import { createDocumentService } from "../services/document-service.js";
+import { createJobService } from "../services/job-service.js";
+import { createPolicyService } from "../services/policy-service.js";
+import { createStackInstanceService } from "../services/stack-instance-service.js";
 import { createTaskService } from "../services/task-service.js";
 
 /**
@@ -67,11 +81,73 @@ export async function buildRuntime(
     { name: "bus", check: (s) => core.bus.ready(s) },
   );
   registrations.push((router) => {
-    router.service(DocumentService, createDocumentService({ repo: core.documentRepo, notifier: core.notifier }));
+    router.service(
+      DocumentService,
+      createDocumentService({
+        repo: core.documentRepo,
+        notifier: core.notifier,
+        prepare: (docs, s) => compilePolicyTemplates(docs, log, s),
+      }),
+    );
+    router.service(
+      StackInstanceService,
+      createStackInstanceService({
+        documents: core.documentRepo,
+        stacks: core.stackRepo,
+        tasks: core.taskRepo,
+        decisions: core.decisionRepo,
+        notifier: core.notifier,
+        bus: core.bus,
+      }),
+    );
+    router.service(PolicyService, createPolicyService({ documents: core.documentRepo, decisions: core.decisionRepo }));
     router.service(TaskService, createTaskService({ repo: core.taskRepo, notifier: core.notifier, bus: core.bus }));
   });
+
+  // Agents and jobs (issue 5): this replica holds agent streams (AgentService.Connect) and serves JobService.
+  const agentRegistry = new AgentRegistry({
+    agentRepo: core.agentRepo,
+    jobRepo: core.jobRepo,
+    bus: core.bus,
+    events: core.jobEvents,
+    dispatcher: core.jobDispatcher,
+    config: core.agents,
+    replica: config.replicaName,
+    reconcileMs: core.tasks.sweepPeriodMs,
+    logger: logger.child({ component: "agents" }),
+  });
+  await agentRegistry.start();
+  closers.push(() => agentRegistry.close());
+  const agentService = createAgentService({
+    agentRepo: core.agentRepo,
+    jobRepo: core.jobRepo,
+    registry: agentRegistry,
+    dispatcher: core.jobDispatcher,
+    bus: core.bus,
+    logger: logger.child({ component: "agents" }),
+  });
+  registrations.push((router) => {
+    router.service(AgentService, agentService, { readMaxBytes: MAX_AGENT_FRAME_BYTES });
+    router.service(
+      JobService,
+      createJobService({ repo: core.jobRepo, dispatcher: core.jobDispatcher, events: core.jobEvents }),
+    );
+  });
+
   if (role === "dev") {
     await core.startWorkers(config.workerConcurrency);
+    // The local agent (name and pool `common`): the same agent code as stackl-agent, over a private socket.
+    const localAgent = await startLocalAgent({
+      routes: (router) => router.service(AgentService, agentService),
+      interceptors: [errorInterceptor(log)],
+      agentRepo: core.agentRepo,
+      stateDir: path.join(config.dataDir, "agent"),
+      serverUrl: `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${config.port}`,
+      logger: logger.child({ component: "local-agent" }),
+    });
+    closers.push(async (closeSignal) => {
+      await localAgent.close(closeSignal?.aborted ? 0 : Math.min(config.shutdownGraceMs, 5_000));
+    });
   }
   log.info({ store: core.db.kind, bus: core.bus.kind }, "runtime ready");
 

@@ -1,7 +1,11 @@
-import type { JsonObject } from "@bufbuild/protobuf";
+import { type JsonObject, toJsonString } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import type { StackInstanceService, StackInstanceSpec } from "../../gen/stackl/v1/stack_instances_pb.js";
+import {
+  StackInstanceSchema,
+  type StackInstanceService,
+  type StackInstanceSpec,
+} from "../../gen/stackl/v1/stack_instances_pb.js";
 import type { Bus } from "../bus/bus.js";
 import type { PlannedStep } from "../domain/stack/step-plan.js";
 import { ErrorCode, StacklError } from "../errors.js";
@@ -80,6 +84,13 @@ function specJson(req: StackRequest): StackSpecJson {
   };
 }
 
+/** As the original: the template's stages unless the request gives its own. */
+function withTemplateStages(request: StackRequest, loaded: { sat: { stages: { name: string; services: string[] }[] } }): void {
+  if (request.stages.length === 0) {
+    request.stages = loaded.sat.stages.map((s) => ({ name: s.name, services: [...s.services] }));
+  }
+}
+
 function toNewSteps(steps: readonly PlannedStep[]): NewStep[] {
   return steps.map((s) => ({
     key: s.key,
@@ -151,6 +162,7 @@ export function createStackInstanceService(
     async planStackInstance(req, ctx) {
       const request = specOf(req.spec);
       const loaded = await loadStack(documents, request, ctx.signal);
+      withTemplateStages(request, loaded);
       const existing = await stacks.get(request.name, undefined, ctx.signal);
       const previous = existing && existing.state !== "deleted" ? existing.placement : undefined;
       const plan = await planStack(loaded, request, {
@@ -172,6 +184,7 @@ export function createStackInstanceService(
         );
       }
       const loaded = await loadStack(documents, request, ctx.signal);
+      withTemplateStages(request, loaded);
       const plan = await planStack(loaded, request, { action: "create", applyReplicas: true });
       const ids = await decisions.record(plan.decisions, ctx.signal);
       if (!plan.placement.fulfilled) {
@@ -349,12 +362,7 @@ export function createStackInstanceService(
           let last = "";
           for (;;) {
             const instance = await view(req.name, stream.signal);
-            const stamp = JSON.stringify([
-              instance.state,
-              instance.generation,
-              instance.steps.map((s) => [s.status, s.jobId]),
-              instance.instanceOutputs,
-            ]);
+            const stamp = toJsonString(StackInstanceSchema, instance);
             if (stamp !== last) {
               last = stamp;
               yield { instance };

@@ -1,14 +1,16 @@
 import { toJson } from "@bufbuild/protobuf";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import {
   ApplyAction,
   type ApplyDocumentsResponse,
   ApplyDocumentsResponseSchema,
   type ApplyResult,
 } from "../../../gen/stackl/v1/documents_pb.js";
+import { PlanSchema, StackInstanceState } from "../../../gen/stackl/v1/stack_instances_pb.js";
 import { kindFromProto } from "../../domain/document-kinds.js";
 import { addClientOptions } from "../client.js";
 import { formatMappedViolation, formatProblem, type LoadedDocument, loadDocuments, mapViolation } from "../files.js";
+import { parseDurationArgument } from "../output/arguments.js";
 import {
   type CommandContext,
   EXIT_FAILURE,
@@ -19,31 +21,68 @@ import {
   UsageError,
 } from "../output/command-context.js";
 import { renderError } from "../output/errors.js";
+import { planText } from "../output/stack-instances.js";
 import type { Style } from "../output/style.js";
 import { renderTable } from "../output/table.js";
+import { createInstance } from "./create.js";
+import {
+  addSpecOptions,
+  formatManifestProblem,
+  type InstanceOptionValues,
+  inputFromOptions,
+  mergeInput,
+  readManifest,
+  specOf,
+} from "./instance.js";
+import { findInstance, printMessage, type RunOptions } from "./instances.js";
+import { templateStages } from "./plan.js";
+import { storedInput, updateInstance } from "./update.js";
 
 /** Largest batch the server writes atomically (ApplyDocumentsRequest.documents max_items). */
 export const MAX_APPLY_DOCUMENTS = 1000;
 
-interface ApplyOptions {
-  file: string[];
+interface ApplyOptions extends InstanceOptionValues {
+  file?: string[];
+  configFile?: string;
   dryRun?: boolean;
-  output?: "text" | "json";
+  watch?: boolean;
+  showProgress?: boolean;
+  wait?: number;
+  output?: "text" | "table" | "yaml" | "json";
   server?: string;
 }
 
-/** `stackl apply -f FILE|DIR …`: every document in one atomic ApplyDocuments batch. */
+/**
+ * `stackl apply -f FILE|DIR …`: every document in one atomic ApplyDocuments batch. `stackl apply -c MANIFEST NAME`:
+ * the stack instance NAME from an original STACKL manifest, created if it does not exist, else updated.
+ */
 export function register(program: Command): void {
   const command = program
     .command("apply")
-    .description("create or update documents from YAML/JSON files and directories, in one atomic batch")
-    .requiredOption(
+    .description(
+      "create or update documents from YAML/JSON files and directories, in one atomic batch (-f); or a stack instance from a manifest (-c MANIFEST NAME)",
+    )
+    .argument("[name]", "with -c: the stack instance name (default: the manifest's name)")
+    .option(
       "-f, --file <path>",
       "a file, a directory (recursive: .yaml, .yml, .json) or - for stdin; repeatable",
       (value: string, previous: string[] = []) => [...previous, value],
     )
-    .option("--dry-run", "validate on the server and report what would change, writing nothing")
-    .addOption(outputOption(["text", "json"], "text"))
+    .option(
+      "-c, --config-file <manifest>",
+      "a stack instance manifest (the original `stackl apply -c` format; - for stdin): create or update NAME",
+    )
+    .option("--dry-run", "validate on the server and report what would change, writing nothing (-c: show the plan)");
+  addSpecOptions(command);
+  command
+    .option("-w, --watch", "with -c: show a live view of the steps until the run finishes; exit 0 only if it succeeded")
+    .addOption(new Option("-s, --show-progress", "the original spelling of -w").hideHelp())
+    .option(
+      "--wait <duration>",
+      "with -c: wait up to this long (e.g. 10m) for the run to finish; exit 1 unless it succeeded",
+      parseDurationArgument,
+    )
+    .addOption(outputOption(["text", "table", "yaml", "json"], "text; yaml only with -c"))
     .addHelpText(
       "after",
       [
@@ -52,16 +91,59 @@ export function register(program: Command): void {
         "(name/type/category at the top) or the native format (meta: plus one spec field). All documents are",
         `written together or not at all (at most ${MAX_APPLY_DOCUMENTS}); unchanged documents get no new revision.`,
         "",
+        "A manifest (-c) holds stack_application_template, stack_infrastructure_template, params, secrets,",
+        "service_params, service_secrets, replicas, tags, services and stages; options such as -p, -t, -r, --secret",
+        "and --service override it. The instance is created when it does not exist, else updated (its extra",
+        "services become exactly the manifest's).",
+        "",
         "Examples:",
         "  stackl apply -f ./documents/",
         "  stackl apply -f zones.yaml -f services/ --dry-run",
+        "  stackl apply -c shop.yaml shop -w",
+        "  stackl apply -c shop.yaml shop -p app_version=2.6.0 --dry-run",
       ].join("\n"),
     );
   addClientOptions(command);
-  command.action((opts: ApplyOptions) => runClientCommand(command, (ctx) => apply(ctx, opts)));
+  command.action((name: string | undefined, opts: ApplyOptions) =>
+    runClientCommand(command, (ctx) => {
+      if (opts.configFile !== undefined) {
+        if (opts.file !== undefined)
+          throw new UsageError("use either -f (documents) or -c (a stack instance manifest)");
+        return applyManifest(ctx, opts.configFile, name, opts);
+      }
+      if (opts.file === undefined)
+        throw new UsageError("name documents with -f FILE|DIR, or a manifest with -c MANIFEST NAME");
+      if (name !== undefined)
+        throw new UsageError(`unexpected argument ${JSON.stringify(name)}: a NAME goes with -c MANIFEST`);
+      const instanceOnly = instanceOptionsGiven(opts);
+      if (instanceOnly.length > 0)
+        throw new UsageError(
+          `${instanceOnly.join(", ")} ${instanceOnly.length === 1 ? "goes" : "go"} only with -c MANIFEST`,
+        );
+      if (opts.output === "yaml") throw new UsageError("-o yaml goes with -c; apply -f prints text or json");
+      return apply(ctx, { ...opts, file: opts.file });
+    }),
+  );
 }
 
-async function apply(ctx: CommandContext, opts: ApplyOptions): Promise<number> {
+/** The options of `apply -c` that were given (they make no sense with -f). */
+function instanceOptionsGiven(opts: ApplyOptions): string[] {
+  const given: [unknown, string][] = [
+    [opts.params, "-p"],
+    [opts.secret ?? opts.secrets, "--secret"],
+    [opts.serviceParam ?? opts.serviceParams, "--service-param"],
+    [opts.serviceSecret ?? opts.serviceSecrets, "--service-secret"],
+    [opts.tags, "-t"],
+    [opts.replicas, "-r"],
+    [opts.service ?? opts.services, "--service"],
+    [opts.stage, "--stage"],
+    [opts.watch ?? opts.showProgress, "-w"],
+    [opts.wait, "--wait"],
+  ];
+  return given.filter(([v]) => v !== undefined).map(([, flag]) => flag);
+}
+
+async function apply(ctx: CommandContext, opts: ApplyOptions & { file: string[] }): Promise<number> {
   const loaded = await loadDocuments(opts.file);
   for (const warning of loaded.warnings) ctx.warn(`${ctx.errStyle.yellow("warning:")} ${warning}\n`);
   if (loaded.problems.length > 0) {
@@ -184,4 +266,93 @@ function actionColor(action: ApplyAction, style: Style): (text: string) => strin
 
 export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// apply -c MANIFEST NAME
+
+async function readStdinText(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * The original `stackl apply -c MANIFEST NAME`: GetStackInstance, then CreateStackInstance when it does not exist (or
+ * was deleted), else UpdateStackInstance with the manifest (extra services become exactly the manifest's).
+ */
+async function applyManifest(
+  ctx: CommandContext,
+  file: string,
+  nameArgument: string | undefined,
+  opts: ApplyOptions,
+): Promise<number> {
+  const shown = file === "-" ? "(stdin)" : file;
+  const read = readManifest(file, file === "-" ? await readStdinText() : undefined);
+  for (const warning of read.warnings) ctx.warn(`${ctx.errStyle.yellow("warning:")} ${shown}: ${warning}\n`);
+  const manifest = read.manifest;
+  if (manifest === undefined) {
+    ctx.warn(
+      `${ctx.errStyle.red("error:")} ${plural(read.problems.length, "problem")} in the manifest; nothing was sent:\n`,
+    );
+    for (const problem of read.problems) ctx.warn(`  ${formatManifestProblem(shown, problem)}\n`);
+    return EXIT_FAILURE;
+  }
+  const name = nameArgument ?? manifest.name;
+  if (name === undefined) throw new UsageError("name the stack instance: stackl apply -c MANIFEST NAME");
+  const input = mergeInput(manifest.input, inputFromOptions(opts));
+  const output = opts.output === "text" || opts.output === undefined ? "table" : opts.output;
+  const run: RunOptions = {
+    output,
+    ...(opts.watch === true || opts.showProgress === true ? { watch: true } : {}),
+    ...(opts.wait === undefined ? {} : { wait: opts.wait }),
+  };
+  const current = await findInstance(ctx, name);
+  const exists = current !== undefined && current.state !== StackInstanceState.DELETED;
+
+  const missing = (key: string): number => {
+    ctx.warn(
+      `${ctx.errStyle.red("error:")} ${shown}: ${key}: is required to create stack instance ${name}; nothing was sent\n`,
+    );
+    return EXIT_FAILURE;
+  };
+  if (exists) {
+    const mismatch = (
+      [
+        ["stack_application_template", manifest.sat, current.stackApplicationTemplate],
+        ["stack_infrastructure_template", manifest.sit, current.stackInfrastructureTemplate],
+      ] as const
+    ).find(([, wanted, actual]) => wanted !== undefined && wanted !== actual);
+    if (mismatch !== undefined) {
+      ctx.warn(
+        `${ctx.errStyle.red("error:")} ${shown}: ${mismatch[0]}: stack instance ${name} uses ${JSON.stringify(mismatch[2])}, ` +
+          `not ${JSON.stringify(mismatch[1])}; templates are fixed at create (delete and re-create it to change them)\n`,
+      );
+      return EXIT_FAILURE;
+    }
+  }
+  if (opts.dryRun === true) {
+    const sat = exists ? current.stackApplicationTemplate : manifest.sat;
+    const sit = exists ? current.stackInfrastructureTemplate : manifest.sit;
+    if (sat === undefined) return missing("stack_application_template");
+    if (sit === undefined) return missing("stack_infrastructure_template");
+    const wanted = exists ? { ...mergeInput(storedInput(current), input), services: input.services } : input;
+    const { plan } = await ctx.clients.stackInstances.planStackInstance(
+      { spec: specOf(name, sat, sit, wanted) },
+      { signal: ctx.signal, timeoutMs: UNARY_TIMEOUT_MS },
+    );
+    if (plan === undefined) throw new Error("the server returned no plan");
+    if (output === "table") {
+      ctx.print(`dry run: stack instance ${name} would be ${exists ? "updated" : "created"}; nothing was changed\n`);
+      const stages = wanted.stages.length > 0 ? wanted.stages : await templateStages(ctx, sat);
+      ctx.print(planText(plan, { stages, style: ctx.style }));
+    } else printMessage(ctx, PlanSchema, plan, output);
+    return plan.fulfilled ? EXIT_OK : EXIT_FAILURE;
+  }
+  if (!exists) {
+    if (manifest.sat === undefined) return missing("stack_application_template");
+    if (manifest.sit === undefined) return missing("stack_infrastructure_template");
+    return createInstance(ctx, name, manifest.sat, manifest.sit, input, run, "create");
+  }
+  return updateInstance(ctx, current, input, { ...run, disableInvocation: false }, "update");
 }

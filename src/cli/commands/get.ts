@@ -1,5 +1,7 @@
+import { create } from "@bufbuild/protobuf";
 import { Argument, type Command, InvalidArgumentError, Option } from "commander";
 import { type Document, DocumentKind as ProtoDocumentKind } from "../../../gen/stackl/v1/documents_pb.js";
+import { ListStackInstancesResponseSchema, type StackInstance } from "../../../gen/stackl/v1/stack_instances_pb.js";
 import { type DocumentKind, describeKinds, findKind, kindInfo, protoKindOf } from "../../domain/document-kinds.js";
 import { toStacklObject } from "../../domain/stackl-format.js";
 import { addClientOptions } from "../client.js";
@@ -22,6 +24,8 @@ import {
   documentsYaml,
   targetsTable,
 } from "../output/documents.js";
+import { instancesTable } from "../output/stack-instances.js";
+import { followInstance, getInstance, printInstance, printMessage } from "./instances.js";
 
 /** Documents per ListDocuments page while listing everything. */
 const LIST_PAGE_SIZE = 500;
@@ -29,7 +33,22 @@ const LIST_PAGE_SIZE = 500;
 /** `stackl get all` lists every kind. */
 const ALL_KINDS = "all";
 
+/** `stackl get instance[s] [NAME]`: stack instances (not documents). */
+const INSTANCE_KIND = "instance";
+const INSTANCE_ALIASES = new Set([
+  "instance",
+  "instances",
+  "stack_instance",
+  "stack-instance",
+  "stack_instances",
+  "stack-instances",
+  "si",
+]);
+
+type GetKind = DocumentKind | typeof ALL_KINDS | typeof INSTANCE_KIND;
+
 interface GetOptions {
+  watch?: boolean;
   output?: OutputFormat;
   revision?: bigint;
   selector?: Record<string, string>;
@@ -44,12 +63,22 @@ export function register(program: Command): void {
     .command("get")
     .description("list documents of a kind, or show one document")
     .addArgument(
-      new Argument("<kind>", `document kind or alias, or "${ALL_KINDS}" (${describeKinds()})`).argParser((text) =>
-        text.toLowerCase() === ALL_KINDS ? ALL_KINDS : parseKind(text),
-      ),
+      new Argument(
+        "<kind>",
+        `document kind or alias, "${ALL_KINDS}", or "instance" for stack instances (${describeKinds()})`,
+      ).argParser((text): GetKind => {
+        const lower = text.toLowerCase();
+        if (lower === ALL_KINDS) return ALL_KINDS;
+        if (INSTANCE_ALIASES.has(lower)) return INSTANCE_KIND;
+        return parseKind(text);
+      }),
     )
-    .argument("[name]", "document name (omit to list)")
-    .addOption(outputOption(["table", "yaml", "json"], "table for a list, yaml for one document"))
+    .argument("[name]", "document or stack instance name (omit to list)")
+    .addOption(outputOption(["table", "yaml", "json"], "table for a list and a stack instance, yaml for one document"))
+    .option(
+      "-w, --watch",
+      "stack instance: a live view of its steps until it is ready, failed or deleted (exit 0 on ready/deleted, 1 on failed)",
+    )
     .option("--revision <n>", "show a past revision of the document", parseRevision)
     .option(
       "-l, --selector <key=value>",
@@ -74,12 +103,78 @@ export function register(program: Command): void {
         "  stackl get sit eu-platform          # YAML with the computed targets",
         "  stackl get service web -o yaml --format stackl > web.yml   # re-appliable STACKL file",
         "  stackl get zone -l tier=gold -o json",
+        "  stackl get instances                # stack instances: STATE, STEPS ready/total, REASON",
+        "  stackl get instance shop            # its steps: STAGE, SERVICE, FR, TARGETS, STATUS, JOB, ERROR",
+        "  stackl get instance shop -w         # live view until ready, failed or deleted",
       ].join("\n"),
     );
   addClientOptions(command);
-  command.action((kind: DocumentKind | typeof ALL_KINDS, name: string | undefined, opts: GetOptions) =>
-    runClientCommand(command, (ctx) => (name === undefined ? list(ctx, kind, opts) : getOne(ctx, kind, name, opts))),
+  command.action((kind: GetKind, name: string | undefined, opts: GetOptions) =>
+    runClientCommand(command, (ctx) => {
+      if (kind === INSTANCE_KIND) {
+        const documentOnly = [
+          opts.revision === undefined ? "" : "--revision",
+          opts.selector === undefined ? "" : "--selector",
+          opts.prefix === undefined ? "" : "--prefix",
+          command.getOptionValueSource("format") === "cli" ? "--format" : "",
+        ].filter((o) => o !== "");
+        if (documentOnly.length > 0)
+          throw new UsageError(
+            `${documentOnly.join(", ")} ${documentOnly.length === 1 ? "applies" : "apply"} only to documents`,
+          );
+        if (name === undefined) {
+          if (opts.watch === true)
+            throw new UsageError("--watch follows one stack instance: stackl get instance NAME -w");
+          return listInstances(ctx, opts.output ?? "table");
+        }
+        return opts.watch === true
+          ? followInstance(ctx, name, { output: opts.output ?? "table" })
+          : showInstance(ctx, name, opts.output ?? "table");
+      }
+      if (opts.watch === true) throw new UsageError("--watch applies to stack instances (stackl get instance NAME -w)");
+      return name === undefined ? list(ctx, kind, opts) : getOne(ctx, kind, name, opts);
+    }),
   );
+}
+
+/** Instances per ListStackInstances page. */
+const INSTANCE_PAGE_SIZE = 200;
+
+async function listInstances(ctx: CommandContext, output: OutputFormat): Promise<number> {
+  const instances: StackInstance[] = [];
+  let pageToken = "";
+  do {
+    const page = await ctx.clients.stackInstances.listStackInstances(
+      { pageSize: INSTANCE_PAGE_SIZE, pageToken },
+      { signal: ctx.signal, timeoutMs: UNARY_TIMEOUT_MS },
+    );
+    instances.push(...page.instances);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
+  switch (output) {
+    case "table":
+      if (instances.length === 0) ctx.warn("No stack instances found.\n");
+      else ctx.print(instancesTable(instances, ctx.now(), ctx.style));
+      return EXIT_OK;
+    case "yaml":
+    case "json":
+      printMessage(
+        ctx,
+        ListStackInstancesResponseSchema,
+        create(ListStackInstancesResponseSchema, { instances }),
+        output,
+      );
+      return EXIT_OK;
+    default: {
+      const never: never = output;
+      throw new Error(`unhandled output ${String(never)}`);
+    }
+  }
+}
+
+async function showInstance(ctx: CommandContext, name: string, output: OutputFormat): Promise<number> {
+  printInstance(ctx, await getInstance(ctx, name), output);
+  return EXIT_OK;
 }
 
 function parseKind(text: string): DocumentKind {

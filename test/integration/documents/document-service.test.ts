@@ -82,6 +82,12 @@ function suite(store: "pglite" | "postgres") {
         const kind = first.results.find((r) => r.name === doc.meta?.name)?.kind ?? DocumentKind.UNSPECIFIED;
         const got = (await client.getDocument({ kind, name: doc.meta?.name ?? "" })).document as Document;
         if (got.spec.case === "stackInfrastructureTemplate") got.spec.value.targets = [];
+        if (got.spec.case === "policyTemplate") {
+          // Compiled by opa on apply: the server adds the bundle.
+          got.spec.value.bundle = new Uint8Array(0);
+          got.spec.value.bundleSha256 = "";
+          got.spec.value.entrypoints = [];
+        }
         assert.equal(canonicalDocumentJson(got), canonicalDocumentJson(doc), `${doc.meta?.name} reads back equal`);
       }
       const again = await client.applyDocuments({ documents: docs.map((document) => ({ document })) });
