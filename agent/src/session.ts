@@ -458,7 +458,10 @@ export class AgentSession extends EventEmitter {
       {
         pingIntervalMs: this.options.pingIntervalMs ?? KEEPALIVE_PING_INTERVAL_MS,
         pingTimeoutMs: this.options.pingTimeoutMs ?? KEEPALIVE_PING_TIMEOUT_MS,
-        pingIdleConnection: true,
+        // The session's own stream is always open while connected, so pings run anyway. With idle pings on,
+        // connect-node 2.2.0 re-arms its ping timer after `abort()` and pings the destroyed session
+        // (ERR_HTTP2_INVALID_SESSION, uncaught, ~10 s later): observed crashing agents under load.
+        pingIdleConnection: false,
       },
       this.options.http2Options ?? {},
     );
