@@ -3,25 +3,29 @@
  * real `stackl serve` process, on the embedded PGlite store and on PostgreSQL, next to a raw `pg` baseline on the
  * same PostgreSQL in the same run (one INSERT of the same JSON per document; a SELECT by primary key).
  *
- *   npx tsx bench/documents.ts [--quick] [--seconds N]
+ *   npx tsx bench/documents.ts [--quick] [--seconds N] [--profile]
  *
- * --quick   shorter phases (a smoke run, about 1 minute)
- * --seconds time limit of each measured phase (default 12; every phase is also bounded by a count)
+ * --quick   shorter phases (a smoke run, about 30 s)
+ * --seconds time limit of each measured phase (default 10; every phase is also bounded by a count)
+ * --profile run the PostgreSQL server under `node --cpu-prof` too and print its top self-time functions per phase
+ *           (that run's figures are then slightly pessimistic)
  *
  * Prints Markdown tables on stdout (progress on stderr). Starts and stops its own PostgreSQL and servers on
  * 127.0.0.1. Asserts nothing.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
-import { type Document, DocumentService } from "../gen/stackl/v1/documents_pb.js";
+import { ApplyAction, type Document, DocumentService } from "../gen/stackl/v1/documents_pb.js";
 import { kindKey, specToJson } from "../src/services/document-codec.js";
 import { type BenchPg, pgSettings, startBenchPostgres, startStackl } from "./lib/cluster.js";
+import { formatProfile, summarizeProfile } from "./lib/cpuprofile.js";
 import { DocumentFactory, fixtureTree, kindOf } from "./lib/doc-fixtures.js";
 import { machineLine } from "./lib/machine.js";
+import { type StatementDelta, shortSql, snapshotStatements, statementDelta } from "./lib/pgstat.js";
 import { CpuMeter, type CpuSources, cpuMs, ownCpuMs, treeCpuMs } from "./lib/proc.js";
 import {
   fmtMs,
@@ -38,7 +42,8 @@ import { printTable, progress } from "./lib/table.js";
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
 const secondsArg = args.indexOf("--seconds");
-const SECONDS = secondsArg >= 0 ? Number(args[secondsArg + 1]) : QUICK ? 4 : 12;
+const SECONDS = secondsArg >= 0 ? Number(args[secondsArg + 1]) : QUICK ? 4 : 10;
+const PROFILE = args.includes("--profile");
 const BATCH_SIZE = 100;
 /** Counts bounding every phase (the time limit usually ends it first). */
 const MAX_BATCHES = QUICK ? 10 : 60;
@@ -56,6 +61,12 @@ interface Phase {
   /** CPU µs per operation (document or call), by process. */
   cpuUsPerOp: Record<string, number>;
   ops: number;
+  /** SQL statements per operation (PostgreSQL targets only). */
+  statementsPerOp: number;
+  statements: StatementDelta[];
+  /** Wall clock (ms since epoch) of the phase (profile windows). */
+  from: number;
+  to: number;
 }
 
 interface TargetResult {
@@ -67,53 +78,89 @@ interface TargetResult {
 
 async function measure(
   meter: CpuMeter,
+  stats: pg.Client | undefined,
   opsPerRun: number,
   run: () => Promise<{ durations: number[]; elapsedMs: number }>,
 ): Promise<Phase> {
+  const statementsBefore = stats ? await snapshotStatements(stats) : undefined;
   const before = meter.snapshot();
+  const from = Date.now();
   const { durations, elapsedMs } = await run();
+  const to = Date.now();
   const cpu = CpuMeter.delta(before, meter.snapshot());
+  const statements = stats && statementsBefore ? statementDelta(statementsBefore, await snapshotStatements(stats)) : [];
   const ops = durations.length * opsPerRun;
   const cpuUsPerOp: Record<string, number> = {};
   for (const [k, ms] of Object.entries(cpu)) cpuUsPerOp[k] = (ms * 1000) / ops;
-  return { rate: (ops / elapsedMs) * 1000, latency: summarize(durations), cpuUsPerOp, ops };
+  return {
+    rate: (ops / elapsedMs) * 1000,
+    latency: summarize(durations),
+    cpuUsPerOp,
+    ops,
+    statementsPerOp: stats ? statements.reduce((a, st) => a + st.calls, 0) / ops : Number.NaN,
+    statements,
+    from,
+    to,
+  };
+}
+
+async function statsClient(pgServer: BenchPg | undefined): Promise<pg.Client | undefined> {
+  if (!pgServer) return undefined;
+  const c = new pg.Client({ connectionString: pgServer.url });
+  c.on("error", () => undefined);
+  await c.connect();
+  return c;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // STACKL through the API
 
-async function benchStackl(label: string, env: Record<string, string>, pgServer?: BenchPg): Promise<TargetResult> {
-  progress(`${label}: starting stackl serve`);
-  const server = await startStackl("serve", env);
+async function benchStackl(
+  label: string,
+  env: Record<string, string>,
+  pgServer?: BenchPg,
+  profileDir?: string,
+): Promise<TargetResult & { startedAt: number }> {
+  progress(`${label}: starting stackl serve${profileDir ? " under --cpu-prof" : ""}`);
+  const server = await startStackl(
+    "serve",
+    env,
+    profileDir ? { nodeOptions: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {},
+  );
+  const stats = await statsClient(pgServer);
   try {
     const client = createClient(DocumentService, createGrpcTransport({ baseUrl: server.url }));
     const sources: CpuSources = { server: () => cpuMs(server.pid), client: ownCpuMs };
     if (pgServer) sources.postgres = () => treeCpuMs(pgServer.pid);
     const meter = new CpuMeter(sources);
     const factory = new DocumentFactory();
+    const run = Math.random().toString(36).slice(2, 6); // unique names per run: every apply creates documents
 
     await client.applyDocuments({ documents: fixtureTree().map((document) => ({ document })) });
     for (let i = 0; i < WARMUP_BATCHES; i++) {
-      await client.applyDocuments({ documents: factory.batch(`w${i}`, BATCH_SIZE).map((document) => ({ document })) });
+      await client.applyDocuments({
+        documents: factory.batch(`${run}w${i}`, BATCH_SIZE).map((document) => ({ document })),
+      });
     }
 
     progress(`${label}: ApplyDocuments, batches of ${BATCH_SIZE}`);
     const batches = Array.from({ length: MAX_BATCHES }, (_, i) =>
-      factory.batch(`b${i}`, BATCH_SIZE).map((document) => ({ document })),
+      factory.batch(`${run}b${i}`, BATCH_SIZE).map((document) => ({ document })),
     );
     const applied: Document[] = [];
-    const batch = await measure(meter, BATCH_SIZE, () =>
+    const batch = await measure(meter, stats, BATCH_SIZE, () =>
       runSequential(MAX_BATCHES, SECONDS, async (i) => {
         const documents = batches[i] as { document: Document }[];
         const res = await client.applyDocuments({ documents });
         if (res.results.length !== documents.length) throw new Error("short ApplyDocuments response");
+        if (res.results.some((r) => r.action !== ApplyAction.CREATED)) throw new Error("a document was not created");
         for (const w of documents) applied.push(w.document);
       }),
     );
 
     progress(`${label}: ApplyDocuments, 1 document per call`);
-    const singles = Array.from({ length: MAX_SINGLES }, () => factory.single("one"));
-    const single = await measure(meter, 1, () =>
+    const singles = Array.from({ length: MAX_SINGLES }, () => factory.single(`${run}one`));
+    const single = await measure(meter, stats, 1, () =>
       runSequential(MAX_SINGLES, SECONDS, async (i) => {
         await client.applyDocuments({ documents: [{ document: singles[i] as Document }] });
       }),
@@ -124,22 +171,23 @@ async function benchStackl(label: string, env: Record<string, string>, pgServer?
     for (let i = 0; i < 200; i++) await client.getDocument(pick(i)); // warm-up
 
     progress(`${label}: GetDocument, sequential`);
-    const getSeq = await measure(meter, 1, () =>
+    const getSeq = await measure(meter, stats, 1, () =>
       runSequential(MAX_GETS_SEQ, SECONDS, async (i) => {
         const res = await client.getDocument(pick(i));
         if (res.document === undefined) throw new Error("GetDocument returned no document");
       }),
     );
     progress(`${label}: GetDocument, concurrency ${GET_CONCURRENCY}`);
-    const getConc = await measure(meter, 1, () =>
+    const getConc = await measure(meter, stats, 1, () =>
       runConcurrent(GET_CONCURRENCY, MAX_GETS_CONC, SECONDS, async (i) => {
         const res = await client.getDocument(pick(i));
         if (res.document === undefined) throw new Error("GetDocument returned no document");
       }),
     );
-    return { batch, single, getSeq, getConc };
+    return { batch, single, getSeq, getConc, startedAt: server.startedAt };
   } finally {
     progress(`${label}: stopping stackl serve`);
+    await stats?.end();
     await server.stop();
   }
 }
@@ -170,18 +218,25 @@ function rawRow(doc: Document): RawRow {
 const INSERT = `INSERT INTO raw_docs (${COLUMNS}) VALUES ($1, $2, 1, $3::jsonb, $4, $5::jsonb, $6, $6, 'bench', 'bench')`;
 
 async function insertRaw(c: pg.ClientBase, r: RawRow): Promise<void> {
-  await c.query({ name: "raw-insert", text: INSERT, values: [r.kind, r.name, r.labels, r.description, r.spec, new Date()] });
+  await c.query({
+    name: "raw-insert",
+    text: INSERT,
+    values: [r.kind, r.name, r.labels, r.description, r.spec, new Date()],
+  });
 }
 
 async function benchRaw(pgServer: BenchPg): Promise<TargetResult> {
   const client = new pg.Client({ connectionString: pgServer.url });
   await client.connect();
   const pool = new pg.Pool({ connectionString: pgServer.url, max: GET_CONCURRENCY });
+  pool.on("error", () => undefined); // an idle connection closed by the server at shutdown
+  client.on("error", () => undefined);
   try {
     // Same columns, keys and indexes as STACKL's `documents` (migrated by the PostgreSQL run above).
     await client.query("DROP TABLE IF EXISTS raw_docs");
     await client.query("CREATE TABLE raw_docs (LIKE documents INCLUDING ALL)");
     const meter = new CpuMeter({ server: () => 0, client: ownCpuMs, postgres: () => treeCpuMs(pgServer.pid) });
+    const stats = await statsClient(pgServer);
     const factory = new DocumentFactory();
     for (let i = 0; i < WARMUP_BATCHES; i++) {
       await client.query("BEGIN");
@@ -191,7 +246,7 @@ async function benchRaw(pgServer: BenchPg): Promise<TargetResult> {
 
     progress("raw: 100 INSERTs per transaction");
     const batches = Array.from({ length: MAX_BATCHES }, (_, i) => factory.batch(`b${i}`, BATCH_SIZE).map(rawRow));
-    const batch = await measure(meter, BATCH_SIZE, () =>
+    const batch = await measure(meter, stats, BATCH_SIZE, () =>
       runSequential(MAX_BATCHES, SECONDS, async (i) => {
         await client.query("BEGIN");
         for (const r of batches[i] as RawRow[]) await insertRaw(client, r);
@@ -201,7 +256,7 @@ async function benchRaw(pgServer: BenchPg): Promise<TargetResult> {
 
     progress("raw: 1 INSERT per document (autocommit)");
     const singles = Array.from({ length: MAX_SINGLES }, () => rawRow(factory.single("one")));
-    const single = await measure(meter, 1, () =>
+    const single = await measure(meter, stats, 1, () =>
       runSequential(MAX_SINGLES, SECONDS, (i) => insertRaw(client, singles[i] as RawRow)),
     );
 
@@ -215,12 +270,13 @@ async function benchRaw(pgServer: BenchPg): Promise<TargetResult> {
     for (let i = 0; i < 200; i++) await select(client, i);
 
     progress("raw: SELECT by primary key, sequential");
-    const getSeq = await measure(meter, 1, () => runSequential(MAX_GETS_SEQ, SECONDS, (i) => select(client, i)));
+    const getSeq = await measure(meter, stats, 1, () => runSequential(MAX_GETS_SEQ, SECONDS, (i) => select(client, i)));
     progress(`raw: SELECT by primary key, concurrency ${GET_CONCURRENCY} (pool of ${GET_CONCURRENCY})`);
     await Promise.all(Array.from({ length: GET_CONCURRENCY }, (_, i) => select(pool, i)));
-    const getConc = await measure(meter, 1, () =>
+    const getConc = await measure(meter, stats, 1, () =>
       runConcurrent(GET_CONCURRENCY, MAX_GETS_CONC, SECONDS, (i) => select(pool, i)),
     );
+    await stats?.end();
     return { batch, single, getSeq, getConc };
   } finally {
     await client.end();
@@ -232,10 +288,22 @@ async function benchRaw(pgServer: BenchPg): Promise<TargetResult> {
 
 function report(lite: TargetResult, post: TargetResult, raw: TargetResult): void {
   type Pick = (r: TargetResult) => number;
-  const rate = (label: string, f: Pick, rawLabel: string) =>
-    [label, fmtRate(f(lite)), fmtRate(f(post)), `${fmtRate(f(raw))} (${rawLabel})`, fmtRatio(f(post), f(raw)), fmtRatio(f(lite), f(raw))];
-  const lat = (label: string, f: Pick, rawLabel: string) =>
-    [label, fmtMs(f(lite)), fmtMs(f(post)), `${fmtMs(f(raw))} (${rawLabel})`, fmtRatio(f(post), f(raw)), fmtRatio(f(lite), f(raw))];
+  const rate = (label: string, f: Pick, rawLabel: string) => [
+    label,
+    fmtRate(f(lite)),
+    fmtRate(f(post)),
+    `${fmtRate(f(raw))} (${rawLabel})`,
+    fmtRatio(f(post), f(raw)),
+    fmtRatio(f(lite), f(raw)),
+  ];
+  const lat = (label: string, f: Pick, rawLabel: string) => [
+    label,
+    fmtMs(f(lite)),
+    fmtMs(f(post)),
+    `${fmtMs(f(raw))} (${rawLabel})`,
+    fmtRatio(f(post), f(raw)),
+    fmtRatio(f(lite), f(raw)),
+  ];
   printTable(
     "Documents: STACKL (stackl serve, public API over gRPC) vs raw node-postgres",
     ["metric", "PGlite", "PostgreSQL", "raw baseline (PostgreSQL)", "PostgreSQL ÷ raw", "PGlite ÷ raw"],
@@ -293,6 +361,29 @@ function report(lite: TargetResult, post: TargetResult, raw: TargetResult): void
       cpu(`get, concurrency ${GET_CONCURRENCY}`, (r) => r.getConc),
     ],
   );
+  const stmt = (label: string, ph: (r: TargetResult) => Phase) => [
+    label,
+    ph(post).statementsPerOp.toFixed(2),
+    ph(raw).statementsPerOp.toFixed(2),
+  ];
+  printTable(
+    "SQL statements per operation on PostgreSQL (pg_stat_statements; per document for applies, per call for reads)",
+    ["phase", "STACKL on PostgreSQL", "raw baseline"],
+    [
+      stmt(`apply, batches of ${BATCH_SIZE}`, (r) => r.batch),
+      stmt("apply, 1 document per call", (r) => r.single),
+      stmt("get, sequential", (r) => r.getSeq),
+      stmt(`get, concurrency ${GET_CONCURRENCY}`, (r) => r.getConc),
+    ],
+  );
+  const perBatch = (st: StatementDelta) => (st.calls / (post.batch.ops / BATCH_SIZE)).toFixed(1);
+  printTable(
+    `Statements of one ApplyDocuments call of ${BATCH_SIZE} documents on PostgreSQL (mean per call)`,
+    ["statement", "per call"],
+    post.batch.statements
+      .slice(0, 12)
+      .map((st) => [`\`${shortSql(st.query, 100).replace(/\|/g, "\\|")}\``, perBatch(st)]),
+  );
   const n = (r: TargetResult) =>
     `${r.batch.ops} batch docs, ${r.single.ops} single docs, ${r.getSeq.ops} + ${r.getConc.ops} reads`;
   process.stdout.write(
@@ -312,6 +403,38 @@ async function main(): Promise<void> {
     const post = await benchStackl("PostgreSQL", { STACKL_DATABASE_URL: pgServer.url }, pgServer);
     const raw = await benchRaw(pgServer);
     report(lite, post, raw);
+    if (PROFILE) {
+      const profileDir = mkdtempSync(path.join(tmpdir(), "stackl-bench-prof-"));
+      try {
+        const prof = await benchStackl(
+          "PostgreSQL, profiled",
+          { STACKL_DATABASE_URL: pgServer.url },
+          pgServer,
+          profileDir,
+        );
+        const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
+        if (!file) throw new Error(`no profile written in ${profileDir}`);
+        process.stdout.write(
+          "\n### CPU profile of stackl serve on PostgreSQL (node --cpu-prof), measured windows only\n\n",
+        );
+        for (const [title, ph] of [
+          [
+            `ApplyDocuments, batches of ${BATCH_SIZE} (${fmtRate(prof.batch.rate)} documents/s while profiled)`,
+            prof.batch,
+          ],
+          [`GetDocument, sequential (${fmtRate(prof.getSeq.rate)} calls/s while profiled)`, prof.getSeq],
+          [
+            `GetDocument, concurrency ${GET_CONCURRENCY} (${fmtRate(prof.getConc.rate)} calls/s while profiled)`,
+            prof.getConc,
+          ],
+        ] as const) {
+          const window = { fromMs: ph.from - prof.startedAt, toMs: ph.to - prof.startedAt };
+          process.stdout.write(`\n${formatProfile(title, summarizeProfile(path.join(profileDir, file), window), 20)}`);
+        }
+      } finally {
+        rmSync(profileDir, { recursive: true, force: true });
+      }
+    }
   } finally {
     await pgServer.stop();
     rmSync(dataDir, { recursive: true, force: true });

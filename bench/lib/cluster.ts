@@ -22,7 +22,7 @@ export interface BenchPg extends PgServer {
 /**
  * A throwaway PostgreSQL 15 with the stock durability settings (test/support turns fsync off for speed; the
  * benchmarks turn it back on, with full_page_writes and the stock 128MB shared_buffers, so commits cost what they
- * cost in production: `synchronous_commit=on`, `fsync=on`).
+ * cost in production: `synchronous_commit=on`, `fsync=on`), plus pg_stat_statements in the `stackl` database.
  */
 export async function startBenchPostgres(): Promise<BenchPg> {
   const server = await startPostgres();
@@ -33,10 +33,20 @@ export async function startBenchPostgres(): Promise<BenchPg> {
     await admin.query("ALTER SYSTEM SET full_page_writes = on");
     await admin.query("ALTER SYSTEM SET shared_buffers = '128MB'");
     await admin.query("ALTER SYSTEM SET synchronous_commit = on");
+    // Statement counts per operation (bench/lib/pgstat.ts); its overhead is a few % and hits STACKL and the raw
+    // baselines alike.
+    await admin.query("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'");
   } finally {
     await admin.end();
   }
   await server.restart();
+  const db = new pg.Client({ connectionString: server.url });
+  await db.connect();
+  try {
+    await db.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+  } finally {
+    await db.end();
+  }
   return Object.assign(server, {
     get pid(): number {
       return Number(readFileSync(`${server.dataDir}/postmaster.pid`, "utf8").split("\n")[0]);
@@ -69,6 +79,8 @@ export interface StacklHandle {
   readonly pid: number;
   /** http://127.0.0.1:<port> (serve/dev only) */
   readonly url: string;
+  /** Date.now() when the process was spawned (≈ the start of a --cpu-prof profile). */
+  readonly startedAt: number;
   /** SIGTERM (graceful: drains, writes a --cpu-prof profile), then SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -98,6 +110,7 @@ export async function startStackl(
     ...env,
   };
   if (options.nodeOptions) fullEnv.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} ${options.nodeOptions}`.trim();
+  const startedAt = Date.now();
   const proc = spawnStackl([role], fullEnv);
   let exitedWith: number | string | undefined;
   void proc.exited.then((code) => {
@@ -134,5 +147,5 @@ export async function startStackl(
       await sleep(100);
     }
   }
-  return { proc, pid: proc.pid, url, stop };
+  return { proc, pid: proc.pid, url, startedAt, stop };
 }

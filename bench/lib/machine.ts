@@ -1,4 +1,5 @@
 /** A one-paragraph description of the machine and versions, printed at the top of every benchmark's output. */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { toolVersions } from "../../test/support/tools.js";
@@ -13,6 +14,17 @@ export function cpuModel(): string {
   return cpus()[0]?.model ?? "unknown";
 }
 
+/** The commit the working tree is on, and whether src/ has uncommitted changes (others edit concurrently). */
+export function sourceLine(): string {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src", "gen"], { encoding: "utf8" }).trim();
+    return `source ${head}${dirty === "" ? "" : " + uncommitted changes in src/"}`;
+  } catch {
+    return "source unknown (not a git checkout)";
+  }
+}
+
 export function machineLine(): string {
   const v = toolVersions();
   const [l1, l5] = loadavg();
@@ -24,5 +36,6 @@ export function machineLine(): string {
     `PostgreSQL ${v.POSTGRES_MAJOR ?? "?"}`,
     `nats-server ${v.NATS_SERVER_VERSION ?? "?"}`,
     `load average at start ${l1?.toFixed(2)} / ${l5?.toFixed(2)} (1 / 5 min)`,
+    sourceLine(),
   ].join("; ");
 }

@@ -5,8 +5,7 @@ export type Cell = string | number;
 export function markdownTable(headers: readonly string[], rows: readonly (readonly Cell[])[]): string {
   const text = rows.map((r) => r.map((c) => String(c)));
   const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? "").length)));
-  const line = (cells: readonly string[]) =>
-    `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;
   const rule = `|${widths.map((w, i) => (i === 0 ? `${"-".repeat(w + 2)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
   return [line(headers), rule, ...text.map(line)].join("\n");
 }
