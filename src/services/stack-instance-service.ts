@@ -85,7 +85,10 @@ function specJson(req: StackRequest): StackSpecJson {
 }
 
 /** As the original: the template's stages unless the request gives its own. */
-function withTemplateStages(request: StackRequest, loaded: { sat: { stages: { name: string; services: string[] }[] } }): void {
+function withTemplateStages(
+  request: StackRequest,
+  loaded: { sat: { stages: { name: string; services: string[] }[] } },
+): void {
   if (request.stages.length === 0) {
     request.stages = loaded.sat.stages.map((s) => ({ name: s.name, services: [...s.services] }));
   }
