@@ -177,7 +177,7 @@ function suite(store: "pglite" | "postgres") {
         revs.revisions.map((r) => r.revision),
         [3n, 2n, 1n],
       );
-      assert.equal(revs.revisions[0]?.author, "anonymous");
+      assert.equal(revs.revisions[0]?.author, "local");
       const changes = revs.revisions[0]?.changes.map((c) => c.path).sort();
       assert.deepEqual(changes, ["environment.params.size", "environment.params.zone"]);
       const restored = await client.restoreRevision({ kind: DocumentKind.ENVIRONMENT, name: "hist", revision: 1n });

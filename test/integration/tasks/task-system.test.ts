@@ -197,7 +197,9 @@ describe("task system on PostgreSQL + NATS JetStream", { timeout: 600_000 }, () 
     const res = await client.cancelTask({ id, reason: "test says stop", wait: durationFromMs(15_000) });
     assert.equal(res.task?.state, TaskState.CANCELLED);
     assert.equal(res.task?.error?.code, "cancelled");
-    assert.ok(w.logs().includes('"cause":"cancelled"'), "the worker saw the cancellation");
+    await eventually("the worker logs that it saw the cancellation", async () =>
+      w.logs().includes('"cause":"cancelled"'),
+    );
     w.kill("SIGTERM");
     server.kill("SIGTERM");
     await Promise.all([w.exited, server.exited]);
