@@ -43,7 +43,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -816,15 +816,20 @@ function claimCell(r: PhaseResult): string {
   return c === undefined ? "–" : `${(c.calls / r.jobs).toFixed(2)}, ${fmtMs(c.ms / c.calls)}`;
 }
 
+function loadLine(): string {
+  const [l1, l5] = loadavg();
+  return `${l1?.toFixed(2)} / ${l5?.toFixed(2)} (1 / 5 min)`;
+}
+
 function meanOf(rs: PhaseResult[], f: (r: PhaseResult) => number): number {
   const v = rs.map(f).filter(Number.isFinite);
   return v.length === 0 ? Number.NaN : v.reduce((a, b) => a + b, 0) / v.length;
 }
 
-function report(pairs: Pair[], diagnostic: string[]): void {
+function report(pairs: Pair[], diagnostic: string[], machine: string): void {
   const stackl = pairs.map((p) => p.stackl);
   const w = process.stdout;
-  w.write(`\n## End to end (bench/e2e.ts)\n\n${machineLine()}\n`);
+  w.write(`\n## End to end (bench/e2e.ts)\n\n${machine}; load average at the end ${loadLine()}\n`);
   w.write(
     `\nPer configuration: ${JOBS_PACED} jobs paced at ${PACED_RATE}/s (open loop), ${JOBS_C1} at concurrency 1 and ` +
       `${JOBS_C64} at concurrency 64 (closed loop on the RunJob answer), each after ${WARMUP} warm-up jobs; ` +
@@ -926,7 +931,7 @@ function report(pairs: Pair[], diagnostic: string[]): void {
   const cpuRow = (name: string, r: PhaseResult): void => {
     const parts = Object.entries(r.cpuMsPerJob).map(([k, v]) => `${k} ${fmtUs(v * 1000)}`);
     const total = Object.values(r.cpuMsPerJob).reduce((a, b) => a + b, 0);
-    cpuRows.push([name, fmtUs(total * 1000), parts.join("; ")]);
+    cpuRows.push([name, fmtUs(total * 1000), fmtRate((cpus().length * 1000) / total), parts.join("; ")]);
   };
   for (const p of pairs) cpuRow(label(p.stackl), p.stackl);
   for (const p of pairs.filter((x) => x.stackl.servers === 1)) {
@@ -934,7 +939,7 @@ function report(pairs: Pair[], diagnostic: string[]): void {
   }
   printTable(
     "CPU per job (every process, from /proc, 10 ms ticks; depends less on other tenants than the rates do)",
-    ["configuration", "total", "by process"],
+    ["configuration", "total", "jobs/s if it had the cores to itself", "by process"],
     cpuRows,
   );
 
@@ -970,7 +975,8 @@ function report(pairs: Pair[], diagnostic: string[]): void {
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  progress(machineLine());
+  const machine = machineLine();
+  progress(machine);
   progress("starting PostgreSQL (stock durability) and NATS");
   const [pgs, nats] = await Promise.all([startBenchPostgres(), startBenchNats()]);
   const db = new pg.Pool({ connectionString: pgs.url, max: 2, application_name: "bench-e2e" });
@@ -995,7 +1001,7 @@ async function main(): Promise<void> {
     for (const r of raws.values()) await stopRawRig(r);
     raws.clear();
     if (PROFILE) diagnostic = await diagnosticRun(infra);
-    report(pairs, diagnostic);
+    report(pairs, diagnostic, machine);
     process.stdout.write(
       `\nPostgreSQL: ${await pgSettings(pgs.url)}. Total run time ${((Date.now() - t0) / 1000).toFixed(0)} s.\n`,
     );

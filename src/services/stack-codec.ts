@@ -106,7 +106,7 @@ export function planToProto(plan: StackPlan, decisionIds: string[]): Plan {
       alias: s.alias,
       service: s.service,
       targets: s.targets,
-      rejections: s.rejections,
+      rejections: summariseRejections(s.rejections),
       opaOutputs: s.opaOutputs,
     })),
     decisionIds,
@@ -121,4 +121,40 @@ export function planToProto(plan: StackPlan, decisionIds: string[]): Plan {
       skipReason: s.skipReason ?? "",
     })),
   });
+}
+
+/** Rejections listed per service in API responses; the rest are counted (plans of large estates stay small). */
+export const MAX_REJECTIONS_PER_SERVICE = 200;
+
+/**
+ * The rejections of one service as the API returns them: candidates only trimmed by the replica count are one
+ * summary entry, and at most MAX_REJECTIONS_PER_SERVICE others are listed, with a count of the rest.
+ */
+export function summariseRejections(
+  all: readonly { target: string; phase: string; policy: string; message: string }[],
+): { target: string; phase: string; policy: string; message: string }[] {
+  const trimmed = all.filter((r) => r.phase === "replicas" && r.target !== "*");
+  // Service-wide entries (target "*", e.g. "not enough targets for the replicas") come first: never cut.
+  const others = [
+    ...all.filter((r) => r.target === "*"),
+    ...all.filter((r) => r.target !== "*" && r.phase !== "replicas"),
+  ];
+  const out = others.slice(0, MAX_REJECTIONS_PER_SERVICE);
+  if (others.length > out.length) {
+    out.push({
+      target: "*",
+      phase: "summary",
+      policy: "",
+      message: `${others.length - out.length} more rejected targets not listed`,
+    });
+  }
+  if (trimmed.length > 0) {
+    out.push({
+      target: "*",
+      phase: "replicas",
+      policy: "replicas",
+      message: `${trimmed.length} more qualifying targets beyond the requested replicas (first: ${trimmed[0]?.target})`,
+    });
+  }
+  return out;
 }

@@ -109,7 +109,8 @@ export async function loadStack(repo: DocumentRepo, req: StackRequest, signal?: 
     { kind: "zone", name: t.zone },
   ]);
   const serviceKeys = refs.map((r) => ({ kind: "service", name: r.service }));
-  const rows = await repo.getMany([...layerKeys, ...serviceKeys], signal);
+  const unique = new Map([...layerKeys, ...serviceKeys].map((k) => [`${k.kind}/${k.name}`, k]));
+  const rows = await repo.getMany([...unique.values()], signal);
   const byKey = new Map(rows.map((r) => [`${r.kind}/${r.name}`, documentFromStored(r).spec.value]));
   const layer = (kind: string) => (name: string) => byKey.get(`${kind}/${name}`) as InfrastructureLayer | undefined;
   const computed = computeTargets(sit, {

@@ -104,7 +104,8 @@ export async function planStack(loaded: LoadedStack, req: StackRequest, opts: Pl
       const gone = list.filter((t) => !keep.has(t.target));
       if (gone.length > 0) removed[alias] = gone;
     }
-    const removedAliases = Object.keys(removed).filter((a) => !aliases.includes(a));
+    const known = new Set(aliases);
+    const removedAliases = Object.keys(removed).filter((a) => !known.has(a));
     if (removedAliases.length > 0) {
       throw new Error("removed aliases must be torn down with their own documents; see StackRuns.planTeardown");
     }
@@ -208,12 +209,18 @@ function mergeForward(
   isGroup: (s: PlannedStep) => boolean,
 ): PlannedStep[] {
   const merged = [...update];
+  // The first group step of each (service, functional requirement) in `merged`: what a linear search would find.
+  const groups = new Map<string, PlannedStep>();
+  const groupKey = (s: PlannedStep) => `${s.service}\u0000${s.functionalRequirement}`;
+  const remember = (s: PlannedStep) => {
+    if (isGroup(s) && !groups.has(groupKey(s))) groups.set(groupKey(s), s);
+  };
+  for (const m of merged) remember(m);
   for (const c of create) {
-    const u = isGroup(c)
-      ? merged.find((m) => m.service === c.service && m.functionalRequirement === c.functionalRequirement && isGroup(m))
-      : undefined;
+    const u = isGroup(c) ? groups.get(groupKey(c)) : undefined;
     if (u === undefined) {
       merged.push(c);
+      remember(c);
       continue;
     }
     u.targets = [...u.targets, ...c.targets].sort();

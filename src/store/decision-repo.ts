@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { Db } from "./db.js";
 
 export interface DecisionRecord {
@@ -23,11 +23,74 @@ export function newDecisionId(): string {
   return `dec_${Date.now().toString(36)}${randomBytes(5).toString("hex")}`;
 }
 
+/**
+ * Largest `input` or `result` stored as is in the decision log: 256 KiB of JSON. A larger one (the placement input
+ * of a big estate is megabytes, and a plan records several decisions) is stored as
+ * `{"truncated": true, "bytes": <UTF-8 length of its JSON text>, "sha256": <hex SHA-256 of that text>}`: enough to
+ * tell whether two decisions saw the same input, without making every plan write megabytes.
+ */
+export const DECISION_VALUE_MAX_BYTES = 256 * 1024;
+
+/** What the decision log stores instead of a value whose JSON text exceeds DECISION_VALUE_MAX_BYTES. */
+export interface TruncatedDecisionValue {
+  truncated: true;
+  bytes: number;
+  sha256: string;
+}
+
+function isTruncatedMarker(value: unknown): value is TruncatedDecisionValue {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return v.truncated === true && typeof v.sha256 === "string" && typeof v.bytes === "number";
+}
+
+/** The marker stored for a value whose JSON text (UTF-8) is `json`. */
+export function truncatedDecisionValue(json: Uint8Array): TruncatedDecisionValue {
+  return { truncated: true, bytes: json.length, sha256: createHash("sha256").update(json).digest("hex") };
+}
+
+/** The marker for `json`, or undefined when it is small enough to be stored as is. */
+function truncation(json: string): TruncatedDecisionValue | undefined {
+  // A UTF-16 code unit is 1-3 bytes of UTF-8: measure exactly only in between.
+  if (json.length * 3 <= DECISION_VALUE_MAX_BYTES) return undefined;
+  if (json.length <= DECISION_VALUE_MAX_BYTES && Buffer.byteLength(json, "utf8") <= DECISION_VALUE_MAX_BYTES) {
+    return undefined;
+  }
+  return truncatedDecisionValue(Buffer.from(json, "utf8"));
+}
+
+/**
+ * JSON texts measured by cappedDecisionValue, so that recording the same object does not encode it again (recorded
+ * values are never mutated afterwards).
+ */
+const measured = new WeakMap<object, string>();
+
+/** `value` as the decision log stores it: itself, or a TruncatedDecisionValue when its JSON exceeds the cap. */
+export function cappedDecisionValue(value: unknown): unknown {
+  if (value === undefined || value === null || isTruncatedMarker(value)) return value;
+  const json = JSON.stringify(value);
+  const marker = truncation(json);
+  if (marker !== undefined) return marker;
+  if (typeof value === "object") measured.set(value, json);
+  return value;
+}
+
+/** The JSON text stored for `value`. */
+function cappedJson(value: unknown): string {
+  const json =
+    (typeof value === "object" && value !== null ? measured.get(value) : undefined) ?? JSON.stringify(value ?? null);
+  const marker = truncation(json);
+  return marker === undefined ? json : JSON.stringify(marker);
+}
+
 /** The policy decision log. */
 export class DecisionRepo {
   constructor(private readonly db: Db) {}
 
-  /** Records decisions in one statement; returns their ids in order. */
+  /**
+   * Records decisions in one statement; returns their ids in order. An `input` or `result` whose JSON exceeds
+   * DECISION_VALUE_MAX_BYTES is stored as a TruncatedDecisionValue.
+   */
   async record(decisions: DecisionRecord[], signal?: AbortSignal): Promise<string[]> {
     if (decisions.length === 0) return [];
     const ids = decisions.map(() => newDecisionId());
@@ -43,8 +106,8 @@ export class DecisionRepo {
         ids,
         decisions.map((d) => d.policy),
         decisions.map((d) => d.rule),
-        decisions.map((d) => JSON.stringify(d.input ?? null)),
-        decisions.map((d) => JSON.stringify(d.result ?? null)),
+        decisions.map((d) => cappedJson(d.input)),
+        decisions.map((d) => cappedJson(d.result)),
         decisions.map((d) => d.durationMs),
         decisions.map((d) => d.stackInstance ?? null),
         decisions.map((d) => d.phase ?? null),
