@@ -20,7 +20,10 @@ test("plans of large estates stay small: replica trimming is one entry, other re
   ];
   const out = summariseRejections(rejections);
   assert.equal(out.length, MAX_REJECTIONS_PER_SERVICE + 2);
-  assert.deepEqual(out.slice(0, 3).map((r) => r.target), ["*", "t0", "t1"]);
+  assert.deepEqual(
+    out.slice(0, 3).map((r) => r.target),
+    ["*", "t0", "t1"],
+  );
   assert.ok(out.some((r) => r.phase === "replicas" && r.target === "*" && r.message.startsWith("3 replicas")));
   assert.match(out.find((r) => r.phase === "summary")?.message ?? "", /^301 more rejected targets/);
   assert.match(out.at(-1)?.message ?? "", /^9000 more qualifying targets beyond the requested replicas \(first: r0\)/);
