@@ -333,7 +333,7 @@ async function planInMemory(o: TreeOptions): Promise<PlanRun> {
   const t0 = performance.now();
   const loaded = await loadStack(repo, req);
   const t1 = performance.now();
-  const plan = await planStack(loaded, req, { action: "create", applyReplicas: true });
+  const plan = await planStack(loaded, req, { action: "create" });
   const t2 = performance.now();
   if (!plan.placement.fulfilled)
     throw new Error(`${o.services} × ${o.targets}: not fulfilled: ${plan.placement.message}`);

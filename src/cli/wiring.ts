@@ -23,23 +23,10 @@ import { createStackInstanceService } from "../services/stack-instance-service.j
 import { createTaskService } from "../services/task-service.js";
 
 /**
- * Builds what the server runs on: the store, the bus, the service implementations, and (in `dev`) the in-process
- * workers and local agent. `serve` and `dev` call it before `startServer`, and close it after the server stopped.
- *
- * Today nothing is wired: no health components (the server reports SERVING) and no implementations (every stackl.v1
- * RPC answers UNIMPLEMENTED naming the issue that builds it). Later issues extend THIS function — not the commands —
- * roughly like this:
- *
- * ```ts
- * const store = config.databaseUrl ? await openPostgres(config.databaseUrl, signal) : await openPglite(config.dataDir, signal);
- * closers.push((s) => store.close(s));
- * components.push({ name: "store", check: (s) => store.ping(s) });
- * const bus = config.natsUrl ? await connectNats(config.natsUrl, signal) : createInProcessBus();
- * closers.push((s) => bus.close(s));
- * components.push({ name: "bus", check: (s) => bus.ping(s) });
- * registrations.push((router) => router.service(DocumentService, createDocumentService({ store, logger })));
- * if (role === "dev") { const workers = startWorkers(...); closers.push((s) => workers.drain(s)); }
- * ```
+ * Builds what the server runs on: the core (store, bus, task system, job dispatch: `runtime/core.ts`), the health
+ * components (store and bus readiness), every stackl.v1 service implementation, and in `dev` the in-process workers
+ * and the local agent (pool `common`, the same agent code as `stackl-agent`). `serve` and `dev` call it before
+ * `startServer` and close it after the server stopped; `stackl worker` opens the core alone.
  */
 
 /** Which process the runtime is for: `serve` (API only), `dev` (everything in one process), `worker`. */

@@ -171,7 +171,6 @@ export function createStackInstanceService(
       const plan = await planStack(loaded, request, {
         action: previous ? "update" : "create",
         previous,
-        applyReplicas: true,
       });
       const ids = await decisions.record(plan.decisions, ctx.signal);
       return { plan: planToProto(plan, ids) };
@@ -188,7 +187,7 @@ export function createStackInstanceService(
       }
       const loaded = await loadStack(documents, request, ctx.signal);
       withTemplateStages(request, loaded);
-      const plan = await planStack(loaded, request, { action: "create", applyReplicas: true });
+      const plan = await planStack(loaded, request, { action: "create" });
       const ids = await decisions.record(plan.decisions, ctx.signal);
       if (!plan.placement.fulfilled) {
         throw new StacklError(ErrorCode.PolicyRejected, `placement failed: ${plan.placement.message}`, {
@@ -254,7 +253,7 @@ export function createStackInstanceService(
       const removedExtras = current.extraServices.filter((e) => !request.extraServices.some((n) => n.name === e.name));
       const loaded = await loadStack(documents, request, ctx.signal);
       const previous = Object.fromEntries(Object.entries(row.placement).filter(([a]) => loaded.order.includes(a)));
-      const plan = await planStack(loaded, request, { action: "update", previous, applyReplicas: true });
+      const plan = await planStack(loaded, request, { action: "update", previous });
       let steps = plan.steps;
       const recorded = [...plan.decisions];
       if (removedExtras.length > 0 && plan.placement.fulfilled) {
