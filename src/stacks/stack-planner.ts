@@ -105,7 +105,9 @@ export async function planStack(loaded: LoadedStack, req: StackRequest, opts: Pl
     const known = new Set(aliases);
     const removedAliases = Object.keys(removed).filter((a) => !known.has(a));
     if (removedAliases.length > 0) {
-      throw new Error("removed aliases must be torn down with their own documents; the update tears removed extra services down with teardownSteps");
+      throw new Error(
+        "removed aliases must be torn down with their own documents; the update tears removed extra services down with teardownSteps",
+      );
     }
     const teardown = planSteps(await planServices(removed, "delete"), aliases, req.stages, "delete");
     const kept: Record<string, PlacedTarget[]> = {};
