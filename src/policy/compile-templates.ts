@@ -15,7 +15,7 @@ export async function compilePolicyTemplates(
   logger: Logger,
   signal: AbortSignal,
 ): Promise<void> {
-  const opa = findOpa();
+  const opa = process.env.STACKL_OPA_PATH || findOpa();
   for (const [i, doc] of docs.entries()) {
     if (doc.spec.case !== "policyTemplate") continue;
     const t: PolicyTemplate = doc.spec.value;

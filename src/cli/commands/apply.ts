@@ -8,6 +8,8 @@ import {
 } from "../../../gen/stackl/v1/documents_pb.js";
 import { PlanSchema, StackInstanceState } from "../../../gen/stackl/v1/stack_instances_pb.js";
 import { kindFromProto } from "../../domain/document-kinds.js";
+import { findOpa } from "../../policy/opa-cli.js";
+import { compileRegoPolicy } from "../../policy/rego-compiler.js";
 import { addClientOptions } from "../client.js";
 import { formatMappedViolation, formatProblem, type LoadedDocument, loadDocuments, mapViolation } from "../files.js";
 import { parseDurationArgument } from "../output/arguments.js";
@@ -165,9 +167,29 @@ async function apply(ctx: CommandContext, opts: ApplyOptions & { file: string[] 
     return EXIT_FAILURE;
   }
 
-  // Hook for policy templates: when src/policy offers a local compiler, templates without a prebuilt bundle are
-  // compiled here with a local `opa build -t wasm` (setting `policy_template.bundle`), so that the server needs no
-  // opa binary and Rego errors point at the file. Until then the server compiles (or stores) `policy` on apply.
+  // Policy templates: compiled here with a local opa when there is one (Rego errors then name the file), so the
+  // server needs no opa binary; otherwise the server compiles them (or stores them uncompiled, saying so).
+  const opa = process.env.STACKL_OPA_PATH || findOpa();
+  if (opa !== undefined) {
+    for (const d of documents) {
+      const t = d.doc.spec.case === "policyTemplate" ? d.doc.spec.value : undefined;
+      if (t === undefined || t.bundle.length > 0 || t.policy === "") continue;
+      try {
+        const compiled = await compileRegoPolicy({
+          name: d.doc.meta?.name ?? "",
+          source: t.policy,
+          regoVersion: t.regoVersion === "v1" ? "v1" : t.regoVersion === "v0" ? "v0" : "auto",
+          opaPath: opa,
+          signal: ctx.signal,
+        });
+        t.bundle = compiled.bundle;
+      } catch (err) {
+        ctx.warn(`${ctx.errStyle.red("error:")} ${d.source}: ${err instanceof Error ? err.message : String(err)}
+`);
+        return EXIT_FAILURE;
+      }
+    }
+  }
 
   let response: ApplyDocumentsResponse;
   try {
